@@ -1,0 +1,20 @@
+//! fnwatch-analytics: SQL over the telemetry lake with DataFusion.
+//!
+//! Start at [`session::LakeSession`]: it opens a lake, registers the `events`
+//! and `dead_letters` Delta tables and the per-type views of
+//! `queries/views.sql`, and runs read-only queries. [`output`] renders results
+//! as a table, CSV, JSON or Parquet.
+//!
+//! ```no_run
+//! # async fn demo() -> fnwatch_analytics::Result<()> {
+//! let session = fnwatch_analytics::session::LakeSession::open("./lake").await?;
+//! let result = session.query("SELECT function, count(*) FROM dns GROUP BY 1").await?;
+//! fnwatch_analytics::output::write_result(&result, fnwatch_analytics::output::Format::Table, &mut std::io::stdout())?;
+//! # Ok(()) }
+//! ```
+
+pub mod error;
+pub mod output;
+pub mod session;
+
+pub use error::{AnalyticsError, Result};

@@ -1,0 +1,619 @@
+//! Columnar builders: decoded rows go straight into Arrow arrays.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field};
+use base64::Engine;
+
+use crate::event::{DeadLetter, EventRow, EventType, Origin, Sink, Str};
+use crate::schema::{dead_letters_schema, events_schema};
+
+/// Most raw bytes kept for one dead letter; the rest is counted, not stored.
+pub const MAX_DEAD_LETTER_RAW: usize = 64 * 1024;
+
+fn str_list() -> ListBuilder<StringBuilder> {
+    ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "element",
+        DataType::Utf8,
+        true,
+    )))
+}
+
+fn opt_str(b: &mut StringBuilder, v: &Option<Str<'_>>) {
+    match v {
+        Some(s) => b.append_value(s),
+        None => b.append_null(),
+    }
+}
+
+fn opt_list(b: &mut ListBuilder<StringBuilder>, v: &Option<Vec<Str<'_>>>) {
+    match v {
+        Some(items) => {
+            for i in items {
+                b.values().append_value(i);
+            }
+            b.append(true);
+        }
+        None => b.append(false),
+    }
+}
+
+/// The registrable domain (eTLD+1, from the public suffix list) and label
+/// figures of a DNS query name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsFacts {
+    pub registrable_domain: Option<String>,
+    pub label_count: i32,
+    pub query_length: i32,
+    pub max_label_length: i32,
+}
+
+/// Derives [`DnsFacts`] from a query name (case and a trailing dot ignored).
+pub fn dns_facts(query: &str) -> DnsFacts {
+    let name = query.trim_end_matches('.');
+    let lower;
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = name.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        name
+    };
+    let mut label_count = 0i32;
+    let mut max_label_length = 0i32;
+    for label in name.split('.') {
+        label_count += 1;
+        max_label_length = max_label_length.max(label.len() as i32);
+    }
+    let registrable_domain = psl::domain_str(name).map(str::to_owned);
+    DnsFacts {
+        registrable_domain,
+        label_count,
+        query_length: name.len() as i32,
+        max_label_length,
+    }
+}
+
+/// Builds `events` record batches.
+pub struct EventsBuilder {
+    time: TimestampMicrosecondBuilder,
+    function: StringBuilder,
+    request_id: StringBuilder,
+    account: StringBuilder,
+    region: StringBuilder,
+    version: StringBuilder,
+    duration_ms: Float64Builder,
+    billed_ms: Int64Builder,
+    cpu_ms: Float64Builder,
+    memory_mb: Int64Builder,
+    max_memory_mb: Int64Builder,
+    init_ms: Float64Builder,
+    timeout_ms: Int64Builder,
+    status: StringBuilder,
+    error_type: StringBuilder,
+    trigger: StringBuilder,
+    event_bytes: Int64Builder,
+    event: StringBuilder,
+    query: StringBuilder,
+    qtype: StringBuilder,
+    rcode: StringBuilder,
+    answers: ListBuilder<StringBuilder>,
+    registrable_domain: StringBuilder,
+    label_count: Int32Builder,
+    query_length: Int32Builder,
+    max_label_length: Int32Builder,
+    exe: StringBuilder,
+    args: ListBuilder<StringBuilder>,
+    cmdline: StringBuilder,
+    parent_exe: StringBuilder,
+    direction: StringBuilder,
+    protocol: StringBuilder,
+    remote_ip: StringBuilder,
+    remote_port: Int32Builder,
+    remote_host: StringBuilder,
+    bytes_out: Int64Builder,
+    bytes_in: Int64Builder,
+    path: StringBuilder,
+    op: StringBuilder,
+    service: StringBuilder,
+    action: StringBuilder,
+    resource: StringBuilder,
+    error_code: StringBuilder,
+    runtime: StringBuilder,
+    handler: StringBuilder,
+    role_arn: StringBuilder,
+    permissions: ListBuilder<StringBuilder>,
+    triggers: ListBuilder<StringBuilder>,
+    layers: ListBuilder<StringBuilder>,
+    code_sha256: StringBuilder,
+    message: StringBuilder,
+    log_group: StringBuilder,
+    log_stream: StringBuilder,
+    extra: StringBuilder,
+    ingested_at: TimestampMicrosecondBuilder,
+    type_: StringBuilder,
+    date: StringBuilder,
+    /// The UTC day cached for `date` (days since epoch, text).
+    last_day: Option<(i64, String)>,
+    ingested_at_us: i64,
+    rows: usize,
+}
+
+impl EventsBuilder {
+    /// A builder stamping `ingested_at_us` on every row.
+    pub fn new(ingested_at_us: i64) -> Self {
+        let ts = || TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        EventsBuilder {
+            time: ts(),
+            function: StringBuilder::new(),
+            request_id: StringBuilder::new(),
+            account: StringBuilder::new(),
+            region: StringBuilder::new(),
+            version: StringBuilder::new(),
+            duration_ms: Float64Builder::new(),
+            billed_ms: Int64Builder::new(),
+            cpu_ms: Float64Builder::new(),
+            memory_mb: Int64Builder::new(),
+            max_memory_mb: Int64Builder::new(),
+            init_ms: Float64Builder::new(),
+            timeout_ms: Int64Builder::new(),
+            status: StringBuilder::new(),
+            error_type: StringBuilder::new(),
+            trigger: StringBuilder::new(),
+            event_bytes: Int64Builder::new(),
+            event: StringBuilder::new(),
+            query: StringBuilder::new(),
+            qtype: StringBuilder::new(),
+            rcode: StringBuilder::new(),
+            answers: str_list(),
+            registrable_domain: StringBuilder::new(),
+            label_count: Int32Builder::new(),
+            query_length: Int32Builder::new(),
+            max_label_length: Int32Builder::new(),
+            exe: StringBuilder::new(),
+            args: str_list(),
+            cmdline: StringBuilder::new(),
+            parent_exe: StringBuilder::new(),
+            direction: StringBuilder::new(),
+            protocol: StringBuilder::new(),
+            remote_ip: StringBuilder::new(),
+            remote_port: Int32Builder::new(),
+            remote_host: StringBuilder::new(),
+            bytes_out: Int64Builder::new(),
+            bytes_in: Int64Builder::new(),
+            path: StringBuilder::new(),
+            op: StringBuilder::new(),
+            service: StringBuilder::new(),
+            action: StringBuilder::new(),
+            resource: StringBuilder::new(),
+            error_code: StringBuilder::new(),
+            runtime: StringBuilder::new(),
+            handler: StringBuilder::new(),
+            role_arn: StringBuilder::new(),
+            permissions: str_list(),
+            triggers: str_list(),
+            layers: str_list(),
+            code_sha256: StringBuilder::new(),
+            message: StringBuilder::new(),
+            log_group: StringBuilder::new(),
+            log_stream: StringBuilder::new(),
+            extra: StringBuilder::new(),
+            ingested_at: ts(),
+            type_: StringBuilder::new(),
+            date: StringBuilder::new(),
+            last_day: None,
+            ingested_at_us,
+            rows: 0,
+        }
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one event.
+    pub fn append(&mut self, r: &EventRow<'_>) {
+        self.rows += 1;
+        self.time.append_value(r.time_us);
+        self.function.append_value(&r.function);
+        opt_str(&mut self.request_id, &r.request_id);
+        opt_str(&mut self.account, &r.account);
+        opt_str(&mut self.region, &r.region);
+        opt_str(&mut self.version, &r.version);
+        self.duration_ms.append_option(r.duration_ms);
+        self.billed_ms.append_option(r.billed_ms);
+        self.cpu_ms.append_option(r.cpu_ms);
+        self.memory_mb.append_option(r.memory_mb);
+        self.max_memory_mb.append_option(r.max_memory_mb);
+        self.init_ms.append_option(r.init_ms);
+        self.timeout_ms.append_option(r.timeout_ms);
+        opt_str(&mut self.status, &r.status);
+        opt_str(&mut self.error_type, &r.error_type);
+        opt_str(&mut self.trigger, &r.trigger);
+        self.event_bytes.append_option(r.event_bytes);
+        opt_str(&mut self.event, &r.event);
+        opt_str(&mut self.query, &r.query);
+        opt_str(&mut self.qtype, &r.qtype);
+        opt_str(&mut self.rcode, &r.rcode);
+        opt_list(&mut self.answers, &r.answers);
+        match r.query.as_deref() {
+            Some(q) if r.event_type == EventType::Dns => {
+                let f = dns_facts(q);
+                match &f.registrable_domain {
+                    Some(d) => self.registrable_domain.append_value(d),
+                    None => self.registrable_domain.append_null(),
+                }
+                self.label_count.append_value(f.label_count);
+                self.query_length.append_value(f.query_length);
+                self.max_label_length.append_value(f.max_label_length);
+            }
+            _ => {
+                self.registrable_domain.append_null();
+                self.label_count.append_null();
+                self.query_length.append_null();
+                self.max_label_length.append_null();
+            }
+        }
+        opt_str(&mut self.exe, &r.exe);
+        opt_list(&mut self.args, &r.args);
+        opt_str(&mut self.cmdline, &r.cmdline);
+        opt_str(&mut self.parent_exe, &r.parent_exe);
+        opt_str(&mut self.direction, &r.direction);
+        opt_str(&mut self.protocol, &r.protocol);
+        opt_str(&mut self.remote_ip, &r.remote_ip);
+        self.remote_port.append_option(r.remote_port);
+        opt_str(&mut self.remote_host, &r.remote_host);
+        self.bytes_out.append_option(r.bytes_out);
+        self.bytes_in.append_option(r.bytes_in);
+        opt_str(&mut self.path, &r.path);
+        opt_str(&mut self.op, &r.op);
+        opt_str(&mut self.service, &r.service);
+        opt_str(&mut self.action, &r.action);
+        opt_str(&mut self.resource, &r.resource);
+        opt_str(&mut self.error_code, &r.error_code);
+        opt_str(&mut self.runtime, &r.runtime);
+        opt_str(&mut self.handler, &r.handler);
+        opt_str(&mut self.role_arn, &r.role_arn);
+        opt_list(&mut self.permissions, &r.permissions);
+        opt_list(&mut self.triggers, &r.triggers);
+        opt_list(&mut self.layers, &r.layers);
+        opt_str(&mut self.code_sha256, &r.code_sha256);
+        opt_str(&mut self.message, &r.message);
+        opt_str(&mut self.log_group, &r.log_group);
+        opt_str(&mut self.log_stream, &r.log_stream);
+        match &r.extra {
+            Some(e) => self.extra.append_value(e),
+            None => self.extra.append_null(),
+        }
+        self.ingested_at.append_value(self.ingested_at_us);
+        self.type_.append_value(r.event_type.as_str());
+        let day = r.time_us.div_euclid(86_400_000_000);
+        match &self.last_day {
+            Some((d, text)) if *d == day => self.date.append_value(text),
+            _ => {
+                let text = day_text(day);
+                self.date.append_value(&text);
+                self.last_day = Some((day, text));
+            }
+        }
+    }
+
+    /// The rows appended so far as one batch; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.rows = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.function.finish()),
+            Arc::new(self.request_id.finish()),
+            Arc::new(self.account.finish()),
+            Arc::new(self.region.finish()),
+            Arc::new(self.version.finish()),
+            Arc::new(self.duration_ms.finish()),
+            Arc::new(self.billed_ms.finish()),
+            Arc::new(self.cpu_ms.finish()),
+            Arc::new(self.memory_mb.finish()),
+            Arc::new(self.max_memory_mb.finish()),
+            Arc::new(self.init_ms.finish()),
+            Arc::new(self.timeout_ms.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.error_type.finish()),
+            Arc::new(self.trigger.finish()),
+            Arc::new(self.event_bytes.finish()),
+            Arc::new(self.event.finish()),
+            Arc::new(self.query.finish()),
+            Arc::new(self.qtype.finish()),
+            Arc::new(self.rcode.finish()),
+            Arc::new(self.answers.finish()),
+            Arc::new(self.registrable_domain.finish()),
+            Arc::new(self.label_count.finish()),
+            Arc::new(self.query_length.finish()),
+            Arc::new(self.max_label_length.finish()),
+            Arc::new(self.exe.finish()),
+            Arc::new(self.args.finish()),
+            Arc::new(self.cmdline.finish()),
+            Arc::new(self.parent_exe.finish()),
+            Arc::new(self.direction.finish()),
+            Arc::new(self.protocol.finish()),
+            Arc::new(self.remote_ip.finish()),
+            Arc::new(self.remote_port.finish()),
+            Arc::new(self.remote_host.finish()),
+            Arc::new(self.bytes_out.finish()),
+            Arc::new(self.bytes_in.finish()),
+            Arc::new(self.path.finish()),
+            Arc::new(self.op.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.action.finish()),
+            Arc::new(self.resource.finish()),
+            Arc::new(self.error_code.finish()),
+            Arc::new(self.runtime.finish()),
+            Arc::new(self.handler.finish()),
+            Arc::new(self.role_arn.finish()),
+            Arc::new(self.permissions.finish()),
+            Arc::new(self.triggers.finish()),
+            Arc::new(self.layers.finish()),
+            Arc::new(self.code_sha256.finish()),
+            Arc::new(self.message.finish()),
+            Arc::new(self.log_group.finish()),
+            Arc::new(self.log_stream.finish()),
+            Arc::new(self.extra.finish()),
+            Arc::new(self.ingested_at.finish()),
+            Arc::new(self.type_.finish()),
+            Arc::new(self.date.finish()),
+        ];
+        match RecordBatch::try_new(events_schema(), cols) {
+            Ok(b) => b,
+            // The builders and the schema are defined together; a mismatch is a
+            // bug caught by the unit tests, never an input problem.
+            Err(e) => panic!("events builder does not match the events schema: {e}"),
+        }
+    }
+}
+
+/// `YYYY-MM-DD` of a day number since the Unix epoch.
+pub fn day_text(day: i64) -> String {
+    let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// Builds `dead_letters` record batches.
+pub struct DeadLettersBuilder {
+    ingested_at_us: i64,
+    rows: Vec<DeadLetter>,
+}
+
+impl DeadLettersBuilder {
+    pub fn new(ingested_at_us: i64) -> Self {
+        DeadLettersBuilder {
+            ingested_at_us,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, dl: DeadLetter) {
+        self.rows.push(dl);
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Builds the batch of everything pushed; the builder is empty afterwards.
+    pub fn finish(&mut self) -> RecordBatch {
+        let rows = std::mem::take(&mut self.rows);
+        dead_letters_batch(&rows, self.ingested_at_us)
+    }
+}
+
+/// The raw bytes of a dead letter as stored: UTF-8 text when they are text,
+/// base64 otherwise; truncated to [`MAX_DEAD_LETTER_RAW`].
+pub fn encode_raw(raw: &[u8]) -> (String, &'static str, bool) {
+    let truncated = raw.len() > MAX_DEAD_LETTER_RAW;
+    let mut cut = &raw[..raw.len().min(MAX_DEAD_LETTER_RAW)];
+    if let Ok(t) = std::str::from_utf8(cut) {
+        return (t.to_string(), "utf8", truncated);
+    }
+    if truncated {
+        // A multi-byte character may straddle the cut.
+        if let Err(e) = std::str::from_utf8(cut)
+            && e.error_len().is_none()
+        {
+            cut = &cut[..e.valid_up_to()];
+            if let Ok(t) = std::str::from_utf8(cut) {
+                return (t.to_string(), "utf8", truncated);
+            }
+        }
+    }
+    (
+        base64::engine::general_purpose::STANDARD.encode(cut),
+        "base64",
+        truncated,
+    )
+}
+
+fn dead_letters_batch(rows: &[DeadLetter], ingested_at_us: i64) -> RecordBatch {
+    let n = rows.len();
+    let mut ingested = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut reason = StringBuilder::new();
+    let mut field = StringBuilder::new();
+    let mut kind = StringBuilder::new();
+    let mut source = StringBuilder::new();
+    let mut line = Int64Builder::new();
+    let mut shard = StringBuilder::new();
+    let mut seq = StringBuilder::new();
+    let mut inner = StringBuilder::new();
+    let mut position = StringBuilder::new();
+    let mut raw = StringBuilder::new();
+    let mut enc = StringBuilder::new();
+    let mut size = Int64Builder::new();
+    let mut truncated = BooleanBuilder::new();
+    let mut date = StringBuilder::new();
+    let today = day_text(ingested_at_us.div_euclid(86_400_000_000));
+    for dl in rows {
+        ingested.append_value(ingested_at_us);
+        reason.append_value(&dl.reason);
+        match &dl.field {
+            Some(f) => field.append_value(f),
+            None => field.append_null(),
+        }
+        match &dl.position.origin {
+            Origin::File { path, line: l } => {
+                kind.append_value("file");
+                source.append_value(path);
+                line.append_value(*l as i64);
+                shard.append_null();
+                seq.append_null();
+            }
+            Origin::Kinesis {
+                stream,
+                shard: sh,
+                sequence_number,
+            } => {
+                kind.append_value("kinesis");
+                source.append_value(stream);
+                line.append_null();
+                shard.append_value(sh);
+                seq.append_value(sequence_number);
+            }
+        }
+        if dl.position.steps.is_empty() {
+            inner.append_null();
+        } else {
+            inner.append_value(dl.position.steps_text());
+        }
+        position.append_value(dl.position.to_string());
+        let (text, encoding, cut) = encode_raw(&dl.raw);
+        raw.append_value(text);
+        enc.append_value(encoding);
+        size.append_value(dl.raw.len() as i64);
+        truncated.append_value(cut);
+        date.append_value(&today);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(ingested.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(field.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(source.finish()),
+        Arc::new(line.finish()),
+        Arc::new(shard.finish()),
+        Arc::new(seq.finish()),
+        Arc::new(inner.finish()),
+        Arc::new(position.finish()),
+        Arc::new(raw.finish()),
+        Arc::new(enc.finish()),
+        Arc::new(size.finish()),
+        Arc::new(truncated.finish()),
+        Arc::new(date.finish()),
+    ];
+    match RecordBatch::try_new(dead_letters_schema(), cols) {
+        Ok(b) => b,
+        Err(e) => panic!("dead letter builder does not match the dead_letters schema: {e}"),
+    }
+}
+
+/// Per-type event counts and other figures of a decode pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub events: [u64; EventType::ALL.len()],
+    pub dead_letters: u64,
+    pub skipped: u64,
+}
+
+impl Counts {
+    pub fn total_events(&self) -> u64 {
+        self.events.iter().sum()
+    }
+
+    pub fn add(&mut self, other: &Counts) {
+        for (a, b) in self.events.iter_mut().zip(other.events.iter()) {
+            *a += b;
+        }
+        self.dead_letters += other.dead_letters;
+        self.skipped += other.skipped;
+    }
+}
+
+/// A [`Sink`] that appends events to an [`EventsBuilder`] and collects dead letters.
+pub struct BatchSink {
+    pub events: EventsBuilder,
+    pub dead: Vec<DeadLetter>,
+    pub counts: Counts,
+}
+
+impl BatchSink {
+    pub fn new(ingested_at_us: i64) -> Self {
+        BatchSink {
+            events: EventsBuilder::new(ingested_at_us),
+            dead: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+}
+
+impl Sink for BatchSink {
+    fn event(&mut self, row: &EventRow<'_>) {
+        self.counts.events[row.event_type.index()] += 1;
+        self.events.append(row);
+    }
+    fn dead_letter(&mut self, dl: DeadLetter) {
+        self.counts.dead_letters += 1;
+        self.dead.push(dl);
+    }
+    fn skipped(&mut self, _what: &'static str) {
+        self.counts.skipped += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_facts_use_the_public_suffix_list() {
+        let f = dns_facts("Abc.Pastebin.COM.");
+        assert_eq!(f.registrable_domain.as_deref(), Some("pastebin.com"));
+        assert_eq!(f.label_count, 3);
+        assert_eq!(f.query_length, 16);
+        assert_eq!(f.max_label_length, 8);
+        let f = dns_facts("orders.s3.amazonaws.com");
+        assert_eq!(
+            f.registrable_domain.as_deref(),
+            Some("orders.s3.amazonaws.com")
+        );
+        let f = dns_facts("www.example.co.uk");
+        assert_eq!(f.registrable_domain.as_deref(), Some("example.co.uk"));
+    }
+
+    #[test]
+    fn builder_matches_schema() {
+        let mut b = EventsBuilder::new(0);
+        let mut r = EventRow::new(EventType::Dns, 1_700_000_000_000_000, "f");
+        r.query = Some("a.example.com".into());
+        r.answers = Some(vec!["1.2.3.4".into()]);
+        b.append(&r);
+        let batch = b.finish();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.schema(), events_schema());
+    }
+
+    #[test]
+    fn raw_bytes_are_text_or_base64() {
+        assert_eq!(encode_raw(b"abc"), ("abc".to_string(), "utf8", false));
+        let (t, e, _) = encode_raw(&[0xff, 0xfe]);
+        assert_eq!((t.as_str(), e), ("//4=", "base64"));
+    }
+}

@@ -1,0 +1,284 @@
+//! Decoders for every record shape of the telemetry contract
+//! (`shared/spec/telemetry.md`, section 1).
+//!
+//! [`decode_record`] looks at the first bytes of a record and dispatches:
+//! KPL aggregate, gzip, a JSON object (native event, CloudWatch Logs payload,
+//! or JSON Lines), or a JSON array (native events or a Lambda Telemetry API
+//! batch). Nested shapes decode recursively. Every problem becomes a dead
+//! letter for the smallest part that is bad; the good parts beside it are kept.
+
+pub mod cloudwatch;
+pub mod kpl;
+pub mod native;
+pub mod telemetry_api;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::Read;
+
+use serde_json::value::RawValue;
+
+use crate::event::{DeadLetter, Position, Sink, Step};
+
+/// Limits that keep one hostile record from exhausting memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest record accepted (a file line or a Kinesis record), in bytes.
+    pub max_record_bytes: usize,
+    /// Largest decompressed size of one gzip record, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// Deepest nesting of record shapes (KPL in gzip in ...).
+    pub max_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_bytes: 1024 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            max_depth: 4,
+        }
+    }
+}
+
+/// State a decoder keeps between records of one source (a file, a shard):
+/// CloudWatch Logs and Telemetry API records of one invocation arrive apart.
+#[derive(Debug, Default)]
+pub struct DecodeState {
+    pub limits: Limits,
+    pub(crate) cloudwatch: cloudwatch::CloudWatchState,
+    pub(crate) telemetry: telemetry_api::TelemetryState,
+}
+
+impl DecodeState {
+    pub fn new(limits: Limits) -> Self {
+        DecodeState {
+            limits,
+            ..Default::default()
+        }
+    }
+}
+
+/// The magic that opens a KPL-aggregated record.
+pub const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
+
+/// Decodes one record (a Kinesis record's data, or one line of a file).
+pub fn decode_record(bytes: &[u8], pos: &Position, state: &mut DecodeState, sink: &mut dyn Sink) {
+    decode_at_depth(bytes, pos, state, sink, 0)
+}
+
+pub(crate) fn decode_at_depth(
+    bytes: &[u8],
+    pos: &Position,
+    state: &mut DecodeState,
+    sink: &mut dyn Sink,
+    depth: u32,
+) {
+    if depth > state.limits.max_depth {
+        sink.dead_letter(DeadLetter::new(
+            format!(
+                "record nests more than {} levels of KPL/gzip framing",
+                state.limits.max_depth
+            ),
+            pos,
+            bytes,
+        ));
+        return;
+    }
+    if bytes.len() > state.limits.max_record_bytes {
+        sink.dead_letter(DeadLetter::new(
+            format!(
+                "record too large: {} bytes (limit {} bytes)",
+                bytes.len(),
+                state.limits.max_record_bytes
+            ),
+            pos,
+            &bytes[..bytes.len().min(4096)],
+        ));
+        return;
+    }
+    if bytes.starts_with(&KPL_MAGIC) {
+        kpl::decode(bytes, pos, state, sink, depth);
+        return;
+    }
+    if bytes.starts_with(&[0x1F, 0x8B]) {
+        decode_gzip(bytes, pos, state, sink, depth);
+        return;
+    }
+    let trimmed = trim_ascii_start(bytes);
+    match trimmed.first() {
+        None => sink.dead_letter(DeadLetter::new("empty record", pos, bytes)),
+        Some(b'{') | Some(b'[') => {
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    sink.dead_letter(DeadLetter::new(
+                        format!(
+                            "record is not valid UTF-8 (invalid byte at offset {})",
+                            e.valid_up_to()
+                        ),
+                        pos,
+                        bytes,
+                    ));
+                    return;
+                }
+            };
+            if trimmed[0] == b'[' {
+                decode_json_array(text, pos, state, sink);
+            } else {
+                decode_json_object_or_lines(text, pos, state, sink);
+            }
+        }
+        Some(&b) => sink.dead_letter(DeadLetter::new(
+            format!(
+                "unrecognised record: starts with byte 0x{b:02X}; expected a JSON object or array, gzip or a KPL aggregate"
+            ),
+            pos,
+            bytes,
+        )),
+    }
+}
+
+fn trim_ascii_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+fn decode_gzip(
+    bytes: &[u8],
+    pos: &Position,
+    state: &mut DecodeState,
+    sink: &mut dyn Sink,
+    depth: u32,
+) {
+    let limit = state.limits.max_decompressed_bytes;
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(limit as u64 + 1);
+    if let Err(e) = dec.read_to_end(&mut out) {
+        sink.dead_letter(DeadLetter::new(
+            format!("gzip record cannot be decompressed: {e}"),
+            pos,
+            bytes,
+        ));
+        return;
+    }
+    if out.len() > limit {
+        sink.dead_letter(DeadLetter::new(
+            format!("gzip record decompresses to more than {limit} bytes"),
+            pos,
+            bytes,
+        ));
+        return;
+    }
+    // The decompressed content may itself be large (a CloudWatch payload):
+    // the per-record limit applies to what arrived, not what it inflates to.
+    let saved = state.limits.max_record_bytes;
+    state.limits.max_record_bytes = limit;
+    decode_at_depth(&out, pos, state, sink, depth + 1);
+    state.limits.max_record_bytes = saved;
+}
+
+/// A JSON object: a CloudWatch Logs payload, one native event, or several
+/// native events on separate lines (JSON Lines inside one record).
+fn decode_json_object_or_lines(
+    text: &str,
+    pos: &Position,
+    state: &mut DecodeState,
+    sink: &mut dyn Sink,
+) {
+    let body = text.trim();
+    // Several lines: decode each on its own, so one bad line keeps the rest.
+    if body.contains('\n') && serde_json::from_str::<&RawValue>(body).is_err() {
+        for (i, line) in body.split('\n').enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let p = pos.child(Step::Line(i as u32 + 1));
+            decode_object(line, &p, state, sink);
+        }
+        return;
+    }
+    decode_object(body, pos, state, sink);
+}
+
+/// One JSON object text.
+fn decode_object(text: &str, pos: &Position, state: &mut DecodeState, sink: &mut dyn Sink) {
+    if text.starts_with('[') {
+        decode_json_array(text, pos, state, sink);
+        return;
+    }
+    if looks_like_cloudwatch(text) {
+        cloudwatch::decode_payload(text, pos, &mut state.cloudwatch, &mut state.telemetry, sink);
+        return;
+    }
+    native::decode_native(text, pos, sink);
+}
+
+/// A CloudWatch Logs subscription payload has a top-level `messageType`.
+fn looks_like_cloudwatch(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(rename = "messageType", borrow)]
+        message_type: Option<&'a RawValue>,
+    }
+    if !text.contains("\"messageType\"") {
+        return false;
+    }
+    matches!(
+        serde_json::from_str::<Probe<'_>>(text),
+        Ok(Probe {
+            message_type: Some(_)
+        })
+    )
+}
+
+/// A JSON array: native events, or Lambda Telemetry API items.
+fn decode_json_array(text: &str, pos: &Position, state: &mut DecodeState, sink: &mut dyn Sink) {
+    let items: Vec<&RawValue> = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            sink.dead_letter(DeadLetter::new(
+                format!("JSON array is malformed: {e}"),
+                pos,
+                text.as_bytes(),
+            ));
+            return;
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct TypeProbe<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        record: Option<&'a RawValue>,
+    }
+    for (i, item) in items.iter().enumerate() {
+        let p = pos.child(Step::Element(i as u32));
+        let raw = item.get();
+        if !raw.starts_with('{') {
+            sink.dead_letter(DeadLetter::new(
+                "array element is not a JSON object",
+                &p,
+                raw.as_bytes(),
+            ));
+            continue;
+        }
+        let telemetry = match serde_json::from_str::<TypeProbe<'_>>(raw) {
+            Ok(TypeProbe {
+                kind: Some(k),
+                record,
+            }) => {
+                telemetry_api::is_telemetry_type(&k)
+                    && (record.is_some() || k.starts_with("platform."))
+            }
+            _ => false,
+        };
+        if telemetry {
+            telemetry_api::decode_item(raw, None, &p, &mut state.telemetry, sink);
+        } else {
+            native::decode_native(raw, &p, sink);
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! The lake: a folder (or object-store prefix) holding the Delta tables
+//! `events` and `dead_letters`, and a small `_fnwatch.json` marker saying which
+//! lake format wrote it.
+//!
+//! Progress of every source is committed *in the same Delta commit* as the
+//! data it covers, as Delta application transactions (`txn` actions): a file's
+//! key maps to the number of its lines that are in the table. A reader never
+//! sees half a flush, and a crash loses nothing that was committed.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+use url::Url;
+
+use crate::error::{IngestError, Result};
+use crate::schema::{
+    DEAD_LETTER_PARTITIONS, EVENTS_PARTITIONS, LAKE_FORMAT_VERSION, dead_letters_schema,
+    events_schema,
+};
+
+/// Name of the marker file at the lake root.
+pub const MARKER: &str = "_fnwatch.json";
+/// Table names inside a lake.
+pub const EVENTS: &str = "events";
+pub const DEAD_LETTERS: &str = "dead_letters";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    version: u32,
+    #[serde(default)]
+    created_by: String,
+}
+
+/// An open lake.
+pub struct Lake {
+    root: PathBuf,
+    display: String,
+    pub events: DeltaTable,
+    pub dead_letters: DeltaTable,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("root", &self.root).finish()
+    }
+}
+
+fn local_root(spec: &str) -> Result<PathBuf> {
+    if let Some((scheme, _)) = spec.split_once("://") {
+        if scheme == "file" {
+            return Url::parse(spec)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .ok_or_else(|| IngestError::UnsupportedLocation {
+                    location: spec.to_string(),
+                    why: "not a valid file:// URL".into(),
+                });
+        }
+        return Err(IngestError::UnsupportedLocation {
+            location: spec.to_string(),
+            why: format!(
+                "`{scheme}://` lakes are not supported by this build yet; use a local path"
+            ),
+        });
+    }
+    let p = PathBuf::from(spec);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .map_err(|source| IngestError::Storage {
+                path: spec.to_string(),
+                source,
+            })
+    }
+}
+
+fn table_url(root: &Path, name: &str) -> Result<Url> {
+    Url::from_directory_path(root.join(name)).map_err(|_| IngestError::UnsupportedLocation {
+        location: root.display().to_string(),
+        why: "cannot be expressed as a file URL".into(),
+    })
+}
+
+fn delta_err(table: &str, step: &'static str) -> impl FnOnce(DeltaTableError) -> IngestError {
+    let table = table.to_string();
+    move |source| IngestError::Delta {
+        table,
+        step,
+        source,
+    }
+}
+
+fn read_marker(root: &Path, display: &str) -> Result<Marker> {
+    let path = root.join(MARKER);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            IngestError::NotALake {
+                path: display.to_string(),
+                why: format!("it has no {MARKER}"),
+            }
+        } else {
+            IngestError::Storage {
+                path: path.display().to_string(),
+                source: e,
+            }
+        }
+    })?;
+    let marker: Marker = serde_json::from_str(&text).map_err(|e| IngestError::NotALake {
+        path: display.to_string(),
+        why: format!("{MARKER} is not valid: {e}"),
+    })?;
+    if marker.format != "fnwatch-lake" {
+        return Err(IngestError::NotALake {
+            path: display.to_string(),
+            why: format!("{MARKER} names format `{}`", marker.format),
+        });
+    }
+    if marker.version > LAKE_FORMAT_VERSION {
+        return Err(IngestError::NewerLake {
+            path: display.to_string(),
+            found: marker.version,
+            supported: LAKE_FORMAT_VERSION,
+        });
+    }
+    Ok(marker)
+}
+
+async fn open_table(root: &Path, name: &str) -> Result<DeltaTable> {
+    let url = table_url(root, name)?;
+    deltalake::open_table(url).await.map_err(|e| match e {
+        DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => {
+            IngestError::NotALake {
+                path: root.display().to_string(),
+                why: format!("its `{name}` table is missing"),
+            }
+        }
+        other => IngestError::Delta {
+            table: name.to_string(),
+            step: "open",
+            source: other,
+        },
+    })
+}
+
+async fn create_table(
+    root: &Path,
+    name: &str,
+    schema: &arrow::datatypes::Schema,
+    partitions: &[&str],
+) -> Result<DeltaTable> {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).map_err(|source| IngestError::Storage {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let url = table_url(root, name)?;
+    let kernel: StructType = schema
+        .try_into_kernel()
+        .map_err(|e| IngestError::Internal(format!("schema of `{name}`: {e}")))?;
+    let table = DeltaTable::try_from_url(url)
+        .await
+        .map_err(delta_err(name, "prepare"))?;
+    table
+        .create()
+        .with_table_name(name)
+        .with_columns(kernel.fields().cloned())
+        .with_partition_columns(partitions.iter().copied())
+        .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("50"))
+        .await
+        .map_err(delta_err(name, "create"))
+}
+
+impl Lake {
+    /// Opens an existing lake; a path that is not one is a clear error.
+    pub async fn open(spec: &str) -> Result<Lake> {
+        let root = local_root(spec)?;
+        if !root.is_dir() {
+            return Err(IngestError::NotALake {
+                path: spec.to_string(),
+                why: "no such directory (create one with `fnwatch ingest --lake PATH FILES`)"
+                    .into(),
+            });
+        }
+        read_marker(&root, spec)?;
+        let events = open_table(&root, EVENTS).await?;
+        let dead_letters = open_table(&root, DEAD_LETTERS).await?;
+        Ok(Lake {
+            root,
+            display: spec.to_string(),
+            events,
+            dead_letters,
+        })
+    }
+
+    /// Opens a lake, creating it when the path does not exist or is an empty folder.
+    pub async fn open_or_create(spec: &str) -> Result<Lake> {
+        let root = local_root(spec)?;
+        let storage = |source| IngestError::Storage {
+            path: spec.to_string(),
+            source,
+        };
+        let empty = match std::fs::read_dir(&root) {
+            Ok(mut it) => it.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(storage(e)),
+        };
+        if !empty {
+            return Lake::open(spec).await;
+        }
+        std::fs::create_dir_all(&root).map_err(storage)?;
+        create_table(&root, EVENTS, &events_schema(), &EVENTS_PARTITIONS).await?;
+        create_table(
+            &root,
+            DEAD_LETTERS,
+            &dead_letters_schema(),
+            &DEAD_LETTER_PARTITIONS,
+        )
+        .await?;
+        // The marker comes last: a lake without it was never finished.
+        let marker = Marker {
+            format: "fnwatch-lake".into(),
+            version: LAKE_FORMAT_VERSION,
+            created_by: format!("fnwatch {}", env!("CARGO_PKG_VERSION")),
+        };
+        let text = serde_json::to_string_pretty(&marker)
+            .map_err(|e| IngestError::Internal(format!("marker: {e}")))?;
+        let tmp = root.join(format!("{MARKER}.tmp"));
+        std::fs::write(&tmp, text).map_err(storage)?;
+        std::fs::rename(&tmp, root.join(MARKER)).map_err(storage)?;
+        info!(lake = %spec, "created a new lake");
+        Lake::open(spec).await
+    }
+
+    /// The lake's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The location as the user gave it.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// URL of one of the lake's tables.
+    pub fn table_url(&self, name: &str) -> Result<Url> {
+        table_url(&self.root, name)
+    }
+
+    /// The last committed application-transaction version of `app_id` in a table.
+    pub async fn txn_version(&self, table: &str, app_id: &str) -> Result<Option<i64>> {
+        let t = match table {
+            EVENTS => &self.events,
+            DEAD_LETTERS => &self.dead_letters,
+            other => return Err(IngestError::Internal(format!("no table `{other}`"))),
+        };
+        let state = t.snapshot().map_err(delta_err(table, "read snapshot"))?;
+        state
+            .transaction_version(t.log_store().as_ref(), app_id)
+            .await
+            .map_err(delta_err(table, "read transaction version"))
+    }
+
+    /// Re-reads both tables' latest versions.
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.events
+            .update_state()
+            .await
+            .map_err(delta_err(EVENTS, "refresh"))?;
+        self.dead_letters
+            .update_state()
+            .await
+            .map_err(delta_err(DEAD_LETTERS, "refresh"))
+    }
+}
+
+/// How the writer lays out files.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// zstd level of the Parquet files.
+    pub zstd_level: i32,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// A file is closed and a new one started past this size.
+    pub target_file_bytes: u64,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            zstd_level: 3,
+            row_group_rows: 256 * 1024,
+            target_file_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+fn writer_properties(o: &WriteOptions) -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(o.zstd_level)
+        .map_err(|e| IngestError::Internal(format!("zstd level {}: {e}", o.zstd_level)))?;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(o.row_group_rows))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("fnwatch {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// Sorts an `events` batch by (type, date, function, time): partitions become
+/// contiguous and each file is ordered for pruning by function and time.
+pub fn sort_events(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let col = |name: &str| {
+        schema
+            .index_of(name)
+            .map(|i| batch.column(i).clone())
+            .map_err(|e| IngestError::Internal(format!("events batch: {e}")))
+    };
+    let keys = vec![
+        SortColumn {
+            values: col("type")?,
+            options: None,
+        },
+        SortColumn {
+            values: col("date")?,
+            options: None,
+        },
+        SortColumn {
+            values: col("function")?,
+            options: None,
+        },
+        SortColumn {
+            values: col("time")?,
+            options: None,
+        },
+    ];
+    let idx = lexsort_to_indices(&keys, None)
+        .map_err(|e| IngestError::Internal(format!("sorting events: {e}")))?;
+    take_record_batch(batch, &idx)
+        .map_err(|e| IngestError::Internal(format!("sorting events: {e}")))
+}
+
+/// What one commit wrote.
+#[derive(Debug, Clone, Default)]
+pub struct CommitSummary {
+    pub events_version: Option<u64>,
+    pub dead_letters_version: Option<u64>,
+    pub files_added: usize,
+    pub bytes_added: i64,
+}
+
+/// Writes Parquet files into the lake's tables and commits them together with
+/// source positions.
+pub struct LakeWriter {
+    events: RecordBatchWriter,
+    dead_letters: RecordBatchWriter,
+    events_rows: u64,
+    dead_rows: u64,
+}
+
+impl LakeWriter {
+    pub fn new(lake: &Lake, opts: &WriteOptions) -> Result<LakeWriter> {
+        let props = writer_properties(opts)?;
+        let events = RecordBatchWriter::for_table(&lake.events)
+            .map_err(delta_err(EVENTS, "start writer"))?
+            .with_writer_properties(props.clone())
+            .with_target_file_size(opts.target_file_bytes);
+        let dead_letters = RecordBatchWriter::for_table(&lake.dead_letters)
+            .map_err(delta_err(DEAD_LETTERS, "start writer"))?
+            .with_writer_properties(props);
+        Ok(LakeWriter {
+            events,
+            dead_letters,
+            events_rows: 0,
+            dead_rows: 0,
+        })
+    }
+
+    /// Streams a batch of events (any order) into the open files.
+    pub async fn write_events(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let sorted = sort_events(&batch)?;
+        self.events_rows += sorted.num_rows() as u64;
+        self.events
+            .write(sorted)
+            .await
+            .map_err(delta_err(EVENTS, "write"))
+    }
+
+    /// Streams a batch of dead letters into the open files.
+    pub async fn write_dead_letters(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.dead_rows += batch.num_rows() as u64;
+        self.dead_letters
+            .write(batch)
+            .await
+            .map_err(delta_err(DEAD_LETTERS, "write"))
+    }
+
+    /// Encoded bytes written since the last commit.
+    pub fn buffered_bytes(&self) -> usize {
+        self.events.buffer_len() + self.dead_letters.buffer_len()
+    }
+
+    /// Rows written since the last commit: (events, dead letters).
+    pub fn buffered_rows(&self) -> (u64, u64) {
+        (self.events_rows, self.dead_rows)
+    }
+
+    /// Commits what was written, with the positions that it covers. Dead
+    /// letters commit first, then events: a crash between the two re-reads the
+    /// source from the events position and skips dead letters up to theirs.
+    pub async fn commit(
+        &mut self,
+        lake: &mut Lake,
+        positions: &[(String, i64)],
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CommitSummary> {
+        let mut summary = CommitSummary::default();
+        let txns: Vec<Transaction> = positions
+            .iter()
+            .map(|(id, v)| Transaction::new_with_last_update(id, *v, Some(now_ms())))
+            .collect();
+        if self.dead_rows > 0 {
+            let adds = self
+                .dead_letters
+                .flush()
+                .await
+                .map_err(delta_err(DEAD_LETTERS, "flush"))?;
+            summary.files_added += adds.len();
+            summary.bytes_added += adds.iter().map(|a| a.size).sum::<i64>();
+            let actions = adds.into_iter().map(Action::Add).collect();
+            let v = commit_actions(
+                &mut lake.dead_letters,
+                DEAD_LETTERS,
+                actions,
+                txns.clone(),
+                metadata.clone(),
+            )
+            .await?;
+            summary.dead_letters_version = Some(v);
+            self.dead_rows = 0;
+        }
+        let adds = self
+            .events
+            .flush()
+            .await
+            .map_err(delta_err(EVENTS, "flush"))?;
+        if !adds.is_empty() || !txns.is_empty() {
+            summary.files_added += adds.len();
+            summary.bytes_added += adds.iter().map(|a| a.size).sum::<i64>();
+            let actions = adds.into_iter().map(Action::Add).collect();
+            let v = commit_actions(&mut lake.events, EVENTS, actions, txns, metadata).await?;
+            summary.events_version = Some(v);
+        }
+        self.events_rows = 0;
+        debug!(
+            files = summary.files_added,
+            bytes = summary.bytes_added,
+            "lake commit"
+        );
+        Ok(summary)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn commit_actions(
+    table: &mut DeltaTable,
+    name: &str,
+    actions: Vec<Action>,
+    txns: Vec<Transaction>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> Result<u64> {
+    let snapshot = table.snapshot().map_err(delta_err(name, "read snapshot"))?;
+    let partition_by = Some(snapshot.metadata().partition_columns().to_vec());
+    let props = CommitProperties::default()
+        .with_application_transactions(txns)
+        .with_metadata(metadata);
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by,
+        predicate: None,
+    };
+    let finalized = CommitBuilder::from(props)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(delta_err(name, "commit"))?;
+    let version = finalized.version();
+    table
+        .update_state()
+        .await
+        .map_err(delta_err(name, "refresh after commit"))?;
+    Ok(version)
+}
+
+/// What `compact` did to one table.
+#[derive(Debug, Clone, Default)]
+pub struct CompactSummary {
+    pub table: String,
+    pub files_removed: u64,
+    pub files_added: u64,
+    pub partitions_optimized: u64,
+}
+
+impl Lake {
+    /// Runs Delta OPTIMIZE (bin-packing small files into files of about
+    /// `target_bytes`) on both tables.
+    pub async fn compact(
+        &mut self,
+        target_bytes: u64,
+        opts: &WriteOptions,
+    ) -> Result<Vec<CompactSummary>> {
+        let target = std::num::NonZeroU64::new(target_bytes.max(1024 * 1024))
+            .ok_or_else(|| IngestError::Internal("zero target size".into()))?;
+        let mut out = Vec::new();
+        for name in [EVENTS, DEAD_LETTERS] {
+            let table = match name {
+                EVENTS => self.events.clone(),
+                _ => self.dead_letters.clone(),
+            };
+            let (table, metrics) = table
+                .optimize()
+                .with_target_size(target)
+                .with_writer_properties(writer_properties(opts)?)
+                .await
+                .map_err(delta_err(name, "optimize"))?;
+            info!(
+                table = name,
+                removed = metrics.num_files_removed,
+                added = metrics.num_files_added,
+                "compacted"
+            );
+            out.push(CompactSummary {
+                table: name.to_string(),
+                files_removed: metrics.num_files_removed,
+                files_added: metrics.num_files_added,
+                partitions_optimized: metrics.partitions_optimized,
+            });
+            match name {
+                EVENTS => self.events = table,
+                _ => self.dead_letters = table,
+            }
+        }
+        Ok(out)
+    }
+}

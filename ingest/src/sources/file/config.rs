@@ -1,0 +1,65 @@
+//! Configuration of the file source.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::decode::Limits;
+use crate::lake::WriteOptions;
+
+/// What to read and how to batch it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// Files, folders (searched recursively for .jsonl/.ndjson/.json[.gz]) or `-` for stdin.
+    pub inputs: Vec<PathBuf>,
+    /// Ingest files again even if the lake already holds them.
+    #[serde(default)]
+    pub force: bool,
+    /// Bytes of input lines per decode chunk.
+    #[serde(default = "default_chunk_bytes")]
+    pub chunk_bytes: usize,
+    /// Rows sorted together before they are written (a sorted run).
+    #[serde(default = "default_run_rows")]
+    pub run_rows: usize,
+    /// Encoded bytes written before a commit.
+    #[serde(default = "default_commit_bytes")]
+    pub commit_bytes: usize,
+    /// Decoder threads (0: one per core).
+    #[serde(default)]
+    pub decode_threads: usize,
+    #[serde(skip)]
+    pub limits: Limits,
+    #[serde(skip)]
+    pub write: WriteOptions,
+    /// Test failpoint: abort the process right after this many commits.
+    #[serde(skip)]
+    pub fail_after_commits: Option<u64>,
+}
+
+fn default_chunk_bytes() -> usize {
+    2 * 1024 * 1024
+}
+fn default_run_rows() -> usize {
+    512 * 1024
+}
+fn default_commit_bytes() -> usize {
+    256 * 1024 * 1024
+}
+
+impl FileSourceConfig {
+    /// Defaults for the given inputs.
+    pub fn new(inputs: Vec<PathBuf>) -> Self {
+        FileSourceConfig {
+            inputs,
+            force: false,
+            chunk_bytes: default_chunk_bytes(),
+            run_rows: default_run_rows(),
+            commit_bytes: default_commit_bytes(),
+            decode_threads: 0,
+            limits: Limits::default(),
+            write: WriteOptions::default(),
+            fail_after_commits: None,
+        }
+    }
+}

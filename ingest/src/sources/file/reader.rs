@@ -1,0 +1,353 @@
+//! Finding input files, hashing them, and cutting them into chunks of lines.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::Sender;
+
+use crate::error::{IngestError, Result};
+
+/// One input file to read.
+#[derive(Debug, Clone)]
+pub(crate) struct InputFile {
+    /// As shown to the user (and stored in dead letters).
+    pub display: Arc<str>,
+    /// Where the bytes are (a spooled copy for stdin).
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+const EXTENSIONS: [&str; 3] = ["jsonl", "ndjson", "json"];
+
+fn has_input_extension(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    EXTENSIONS
+        .iter()
+        .any(|e| name.len() > e.len() + 1 && name.ends_with(&format!(".{e}")))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if has_input_extension(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Expands the inputs: files as given, folders recursively (files with a
+/// telemetry extension, in name order), `-` as standard input spooled to a
+/// temporary file. Paths that cannot be read are returned as failures.
+pub(crate) fn expand_inputs(
+    inputs: &[PathBuf],
+    spool_dir: &Path,
+) -> (Vec<InputFile>, Vec<(String, String)>) {
+    let mut files = Vec::new();
+    let mut failures = Vec::new();
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            match spool_stdin(spool_dir) {
+                Ok((path, size)) => files.push(InputFile {
+                    display: Arc::from("<stdin>"),
+                    path,
+                    size,
+                }),
+                Err(e) => failures.push(("<stdin>".to_string(), e.to_string())),
+            }
+            continue;
+        }
+        let display = input.display().to_string();
+        match std::fs::metadata(input) {
+            Err(e) => failures.push((display, e.to_string())),
+            Ok(m) if m.is_dir() => {
+                let mut found = Vec::new();
+                match walk(input, &mut found) {
+                    Err(e) => failures.push((display, e.to_string())),
+                    Ok(()) if found.is_empty() => failures.push((
+                        display,
+                        "folder holds no .jsonl, .ndjson or .json files (optionally .gz)".into(),
+                    )),
+                    Ok(()) => {
+                        for p in found {
+                            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+                            files.push(InputFile {
+                                display: Arc::from(p.display().to_string()),
+                                path: p,
+                                size,
+                            });
+                        }
+                    }
+                }
+            }
+            Ok(m) => files.push(InputFile {
+                display: Arc::from(display),
+                path: input.clone(),
+                size: m.len(),
+            }),
+        }
+    }
+    (files, failures)
+}
+
+fn spool_stdin(dir: &Path) -> std::io::Result<(PathBuf, u64)> {
+    let path = dir.join("stdin.jsonl");
+    let mut out = File::create(&path)?;
+    let size = std::io::copy(&mut std::io::stdin().lock(), &mut out)?;
+    Ok((path, size))
+}
+
+/// BLAKE3 of a file's bytes, as hex: the file's identity in the lake.
+pub(crate) fn hash_file(path: &Path) -> Result<String> {
+    let err = |source| IngestError::Input {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = File::open(path).map_err(err)?;
+    let mut h = blake3::Hasher::new();
+    h.update_reader(f).map_err(err)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// What the reader sends to the decoders, in order (`seq`).
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Whole lines, each ending in `\n`; the first is line `first_line`.
+    Lines {
+        seq: u64,
+        file: usize,
+        first_line: u64,
+        data: Vec<u8>,
+        /// Dead letters of lines up to here are already in the lake.
+        suppress_dead_through: u64,
+    },
+    /// A line longer than the record limit: only its first bytes were kept.
+    Oversized {
+        seq: u64,
+        file: usize,
+        line: u64,
+        prefix: Vec<u8>,
+        size: u64,
+        suppress: bool,
+    },
+    /// The file ended (or could not be read further) after `lines` lines.
+    FileEnd {
+        seq: u64,
+        file: usize,
+        lines: u64,
+        error: Option<String>,
+    },
+}
+
+/// Where to start reading one file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resume {
+    /// Lines 1..=skip_through are in the lake (events and dead letters).
+    pub skip_through: u64,
+    /// Dead letters of lines up to here are in the lake.
+    pub suppress_dead_through: u64,
+}
+
+const OVERSIZED_PREFIX: usize = 4096;
+
+/// Reads one file and sends its chunks. Returns false when the receivers hung up.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_file(
+    file_idx: usize,
+    input: &InputFile,
+    resume: Resume,
+    chunk_bytes: usize,
+    max_line: usize,
+    seq: &mut u64,
+    bytes_read: &AtomicU64,
+    tx: &Sender<Work>,
+) -> bool {
+    let mut next_seq = || {
+        let s = *seq;
+        *seq += 1;
+        s
+    };
+    let f = match File::open(&input.path) {
+        Ok(f) => f,
+        Err(e) => {
+            return tx
+                .send(Work::FileEnd {
+                    seq: next_seq(),
+                    file: file_idx,
+                    lines: 0,
+                    error: Some(format!("cannot open: {e}")),
+                })
+                .is_ok();
+        }
+    };
+    let counted = CountingReader {
+        inner: f,
+        count: bytes_read,
+    };
+    let mut buffered = BufReader::with_capacity(256 * 1024, counted);
+    let gzip = {
+        use std::io::BufRead;
+        matches!(buffered.fill_buf(), Ok(b) if b.starts_with(&[0x1F, 0x8B]))
+    };
+    let mut reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+
+    let mut block = vec![0u8; 1024 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut oversized: Option<(Vec<u8>, u64)> = None;
+    let mut chunk: Vec<u8> = Vec::with_capacity(chunk_bytes + 64 * 1024);
+    let mut chunk_first = 0u64;
+    let mut line_no = 0u64;
+    let mut error = None;
+
+    macro_rules! send_chunk {
+        () => {
+            if !chunk.is_empty() {
+                let data =
+                    std::mem::replace(&mut chunk, Vec::with_capacity(chunk_bytes + 64 * 1024));
+                if tx
+                    .send(Work::Lines {
+                        seq: next_seq(),
+                        file: file_idx,
+                        first_line: chunk_first,
+                        data,
+                        suppress_dead_through: resume.suppress_dead_through,
+                    })
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+        };
+    }
+    // A complete line (without its newline) is `pending + piece`.
+    macro_rules! complete_line {
+        ($piece:expr) => {{
+            let piece: &[u8] = $piece;
+            line_no += 1;
+            if let Some((prefix, size)) = oversized.take() {
+                if line_no > resume.skip_through {
+                    send_chunk!();
+                    if tx
+                        .send(Work::Oversized {
+                            seq: next_seq(),
+                            file: file_idx,
+                            line: line_no,
+                            prefix,
+                            size: size + piece.len() as u64,
+                            suppress: line_no <= resume.suppress_dead_through,
+                        })
+                        .is_err()
+                    {
+                        return false;
+                    }
+                }
+                pending.clear();
+            } else if pending.len() + piece.len() > max_line {
+                if line_no > resume.skip_through {
+                    let size = (pending.len() + piece.len()) as u64;
+                    let mut prefix = std::mem::take(&mut pending);
+                    prefix.extend_from_slice(&piece[..piece.len().min(OVERSIZED_PREFIX)]);
+                    prefix.truncate(OVERSIZED_PREFIX);
+                    send_chunk!();
+                    if tx
+                        .send(Work::Oversized {
+                            seq: next_seq(),
+                            file: file_idx,
+                            line: line_no,
+                            prefix,
+                            size,
+                            suppress: line_no <= resume.suppress_dead_through,
+                        })
+                        .is_err()
+                    {
+                        return false;
+                    }
+                }
+                pending.clear();
+            } else if line_no > resume.skip_through {
+                if chunk.is_empty() {
+                    chunk_first = line_no;
+                }
+                chunk.extend_from_slice(&pending);
+                chunk.extend_from_slice(piece);
+                chunk.push(b'\n');
+                pending.clear();
+                if chunk.len() >= chunk_bytes {
+                    send_chunk!();
+                }
+            } else {
+                pending.clear();
+            }
+        }};
+    }
+
+    loop {
+        let n = match reader.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                error = Some(if gzip {
+                    format!("gzip stream is corrupt or truncated after line {line_no}: {e}")
+                } else {
+                    format!("read failed after line {line_no}: {e}")
+                });
+                break;
+            }
+        };
+        let mut data = &block[..n];
+        while let Some(i) = memchr::memchr(b'\n', data) {
+            let (piece, rest) = data.split_at(i);
+            data = &rest[1..];
+            complete_line!(piece);
+        }
+        if let Some((_, size)) = oversized.as_mut() {
+            *size += data.len() as u64;
+        } else {
+            pending.extend_from_slice(data);
+            if pending.len() > max_line {
+                let size = pending.len() as u64;
+                pending.truncate(OVERSIZED_PREFIX);
+                oversized = Some((std::mem::take(&mut pending), size));
+            }
+        }
+    }
+    // A last line without a newline (or the readable part of a truncated one).
+    if !pending.is_empty() || oversized.is_some() {
+        complete_line!(&[]);
+    }
+    send_chunk!();
+    tx.send(Work::FileEnd {
+        seq: next_seq(),
+        file: file_idx,
+        lines: line_no,
+        error,
+    })
+    .is_ok()
+}
+
+struct CountingReader<'a, R> {
+    inner: R,
+    count: &'a AtomicU64,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}

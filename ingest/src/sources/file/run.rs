@@ -1,0 +1,598 @@
+//! The file ingest pipeline: reader thread -> decoder threads -> lake writer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use tracing::{info, warn};
+
+use super::FileSourceConfig;
+use super::reader::{InputFile, Resume, Work, expand_inputs, hash_file, read_file};
+use crate::builder::{BatchSink, Counts, DeadLettersBuilder};
+use crate::decode::{DecodeState, decode_record};
+use crate::error::{IngestError, Result};
+use crate::event::{DeadLetter, Position};
+use crate::lake::{DEAD_LETTERS, EVENTS, Lake, LakeWriter};
+use crate::schema::events_schema;
+
+/// Live figures of a running ingest, for progress displays.
+#[derive(Debug, Default)]
+pub struct IngestProgress {
+    pub bytes_total: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub events: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub files_total: AtomicU64,
+    pub files_done: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Read to the end and committed.
+    Ingested,
+    /// Read from a line after the start: an earlier run committed the lines before it.
+    Resumed { from_line: u64 },
+    /// The lake already holds every line of this file (same content hash).
+    AlreadyIngested,
+    /// The same content appeared earlier in this run.
+    Duplicate { of: String },
+    /// The file could not be opened or listed.
+    Failed(String),
+}
+
+/// One input's line in the summary.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub path: String,
+    pub outcome: FileOutcome,
+    pub lines: u64,
+    /// A problem that stopped reading part-way (a truncated gzip stream).
+    pub error: Option<String>,
+}
+
+/// The result of an ingest run.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    pub files: Vec<FileReport>,
+    pub counts: Counts,
+    /// The first few dead letters: (position, reason).
+    pub first_dead_letters: Vec<(String, String)>,
+    pub commits: u64,
+    pub bytes_written: i64,
+    pub bytes_read: u64,
+    pub elapsed: Duration,
+}
+
+impl IngestReport {
+    /// Inputs that could be opened and read (fully or in part).
+    pub fn readable_inputs(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|f| !matches!(f.outcome, FileOutcome::Failed(_)))
+            .count()
+    }
+}
+
+const FIRST_DEAD_LETTERS: usize = 5;
+
+fn file_key(hash: &str) -> String {
+    format!("fnwatch-file:{hash}")
+}
+
+fn file_done_key(hash: &str) -> String {
+    format!("fnwatch-file-done:{hash}")
+}
+
+enum Output {
+    Decoded {
+        seq: u64,
+        file: usize,
+        last_line: u64,
+        batch: RecordBatch,
+        dead: Vec<DeadLetter>,
+        counts: Counts,
+    },
+    FileEnd {
+        seq: u64,
+        file: usize,
+        lines: u64,
+        error: Option<String>,
+    },
+}
+
+impl Output {
+    fn seq(&self) -> u64 {
+        match self {
+            Output::Decoded { seq, .. } | Output::FileEnd { seq, .. } => *seq,
+        }
+    }
+}
+
+struct Planned {
+    input: InputFile,
+    hash: String,
+    resume: Resume,
+    report_idx: usize,
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Ingests files into the lake, exactly once per file content.
+pub async fn ingest_files(
+    lake: &mut Lake,
+    cfg: &FileSourceConfig,
+    progress: Arc<IngestProgress>,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    let spool = tempfile::tempdir().map_err(|source| IngestError::Storage {
+        path: std::env::temp_dir().display().to_string(),
+        source,
+    })?;
+    let (inputs, failures) = expand_inputs(&cfg.inputs, spool.path());
+    let mut report = IngestReport::default();
+    for (path, why) in failures {
+        warn!(input = %path, error = %why, "input cannot be read");
+        report.files.push(FileReport {
+            path,
+            outcome: FileOutcome::Failed(why),
+            lines: 0,
+            error: None,
+        });
+    }
+
+    // Plan: hash each file and look up how much of it the lake holds.
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for input in inputs {
+        let hash = match hash_file(&input.path) {
+            Ok(h) => h,
+            Err(e) => {
+                report.files.push(FileReport {
+                    path: input.display.to_string(),
+                    outcome: FileOutcome::Failed(e.to_string()),
+                    lines: 0,
+                    error: None,
+                });
+                continue;
+            }
+        };
+        let report_idx = report.files.len();
+        if let Some(first) = seen.get(&hash) {
+            report.files.push(FileReport {
+                path: input.display.to_string(),
+                outcome: FileOutcome::Duplicate { of: first.clone() },
+                lines: 0,
+                error: None,
+            });
+            continue;
+        }
+        seen.insert(hash.clone(), input.display.to_string());
+        let mut resume = Resume {
+            skip_through: 0,
+            suppress_dead_through: 0,
+        };
+        let mut outcome = FileOutcome::Ingested;
+        if !cfg.force {
+            if let Some(lines) = lake.txn_version(EVENTS, &file_done_key(&hash)).await? {
+                report.files.push(FileReport {
+                    path: input.display.to_string(),
+                    outcome: FileOutcome::AlreadyIngested,
+                    lines: lines.max(0) as u64,
+                    error: None,
+                });
+                continue;
+            }
+            let events_lines = lake
+                .txn_version(EVENTS, &file_key(&hash))
+                .await?
+                .unwrap_or(0);
+            let dead_lines = lake
+                .txn_version(DEAD_LETTERS, &file_key(&hash))
+                .await?
+                .unwrap_or(0);
+            resume = Resume {
+                skip_through: events_lines.max(0) as u64,
+                suppress_dead_through: events_lines.max(dead_lines).max(0) as u64,
+            };
+            if events_lines > 0 {
+                outcome = FileOutcome::Resumed {
+                    from_line: events_lines as u64 + 1,
+                };
+            }
+        }
+        report.files.push(FileReport {
+            path: input.display.to_string(),
+            outcome,
+            lines: 0,
+            error: None,
+        });
+        planned.push(Planned {
+            input,
+            hash,
+            resume,
+            report_idx,
+        });
+    }
+    progress
+        .files_total
+        .store(planned.len() as u64, Ordering::Relaxed);
+    progress.bytes_total.store(
+        planned.iter().map(|p| p.input.size).sum(),
+        Ordering::Relaxed,
+    );
+    if planned.is_empty() {
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
+
+    let threads = if cfg.decode_threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        cfg.decode_threads
+    };
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(threads * 2);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Output>(threads * 2);
+
+    // Reader.
+    let reader_files: Vec<(InputFile, Resume)> = planned
+        .iter()
+        .map(|p| (p.input.clone(), p.resume))
+        .collect();
+    let chunk_bytes = cfg.chunk_bytes.max(4096);
+    let max_line = cfg.limits.max_record_bytes;
+    let reader_progress = progress.clone();
+    let reader = std::thread::Builder::new()
+        .name("fnwatch-read".into())
+        .spawn(move || {
+            let mut seq = 0u64;
+            for (i, (input, resume)) in reader_files.iter().enumerate() {
+                if !read_file(
+                    i,
+                    input,
+                    *resume,
+                    chunk_bytes,
+                    max_line,
+                    &mut seq,
+                    &reader_progress.bytes_read,
+                    &work_tx,
+                ) {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| IngestError::Internal(format!("cannot start reader thread: {e}")))?;
+
+    // Decoders.
+    let ingested_at = now_us();
+    let displays: Arc<Vec<Arc<str>>> =
+        Arc::new(planned.iter().map(|p| p.input.display.clone()).collect());
+    let mut decoders = Vec::new();
+    for t in 0..threads {
+        let rx = work_rx.clone();
+        let tx = out_tx.clone();
+        let displays = displays.clone();
+        let limits = cfg.limits;
+        let h = std::thread::Builder::new()
+            .name(format!("fnwatch-decode-{t}"))
+            .spawn(move || decode_worker(rx, tx, displays, limits, ingested_at))
+            .map_err(|e| IngestError::Internal(format!("cannot start decoder thread: {e}")))?;
+        decoders.push(h);
+    }
+    drop(work_rx);
+    drop(out_tx);
+
+    // Writer: puts outputs in order, sorts runs, commits with positions.
+    let mut writer = LakeWriter::new(lake, &cfg.write)?;
+    let mut pending: BTreeMap<u64, Output> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut run: Vec<RecordBatch> = Vec::new();
+    let mut run_rows = 0usize;
+    let mut dead = DeadLettersBuilder::new(ingested_at);
+    let mut positions: HashMap<usize, u64> = HashMap::new();
+    let mut done: HashMap<usize, u64> = HashMap::new();
+    let mut result: Result<()> = Ok(());
+
+    'outer: while let Some(out) = out_rx.recv().await {
+        pending.insert(out.seq(), out);
+        while let Some(out) = pending.remove(&next_seq) {
+            next_seq += 1;
+            match out {
+                Output::Decoded {
+                    file,
+                    last_line,
+                    batch,
+                    dead: dls,
+                    counts,
+                    ..
+                } => {
+                    progress
+                        .events
+                        .fetch_add(counts.total_events(), Ordering::Relaxed);
+                    progress
+                        .dead_letters
+                        .fetch_add(dls.len() as u64, Ordering::Relaxed);
+                    report.counts.add(&counts);
+                    for dl in dls {
+                        note_dead_letter(&mut report, &dl);
+                        dead.push(dl);
+                    }
+                    if batch.num_rows() > 0 {
+                        run_rows += batch.num_rows();
+                        run.push(batch);
+                    }
+                    positions.insert(file, last_line);
+                }
+                Output::FileEnd {
+                    file, lines, error, ..
+                } => {
+                    let p = &planned[file];
+                    if let Some(err) = &error {
+                        warn!(file = %p.input.display, error = %err, "input ended early");
+                        if lines + 1 > p.resume.suppress_dead_through {
+                            let dl = DeadLetter::new(
+                                format!("file cannot be read past line {lines}: {err}"),
+                                &Position::file(p.input.display.clone(), lines + 1),
+                                &[],
+                            );
+                            note_dead_letter(&mut report, &dl);
+                            report.counts.dead_letters += 1;
+                            progress.dead_letters.fetch_add(1, Ordering::Relaxed);
+                            dead.push(dl);
+                        }
+                    }
+                    let r = &mut report.files[p.report_idx];
+                    r.lines = lines;
+                    r.error = error;
+                    positions.insert(file, lines);
+                    done.insert(file, lines);
+                    progress.files_done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if run_rows >= cfg.run_rows {
+                if let Err(e) = write_run(&mut writer, &mut run, &mut run_rows).await {
+                    result = Err(e);
+                    break 'outer;
+                }
+                if writer.buffered_bytes() >= cfg.commit_bytes {
+                    match commit(
+                        lake,
+                        &mut writer,
+                        &mut dead,
+                        &planned,
+                        &mut positions,
+                        &mut done,
+                    )
+                    .await
+                    {
+                        Ok(bytes) => {
+                            report.commits += 1;
+                            report.bytes_written += bytes;
+                            progress.commits.fetch_add(1, Ordering::Relaxed);
+                            if cfg.fail_after_commits == Some(report.commits) {
+                                warn!(commits = report.commits, "failpoint: aborting after commit");
+                                std::process::abort();
+                            }
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Stop the pipeline before reporting any error, so threads do not linger.
+    drop(out_rx);
+    let _ = reader.join();
+    for d in decoders {
+        let _ = d.join();
+    }
+    result?;
+    if next_seq > 0 && !pending.is_empty() {
+        return Err(IngestError::Internal(format!(
+            "{} decoded chunks were left out of order",
+            pending.len()
+        )));
+    }
+    write_run(&mut writer, &mut run, &mut run_rows).await?;
+    if !positions.is_empty() || !dead.is_empty() {
+        let bytes = commit(
+            lake,
+            &mut writer,
+            &mut dead,
+            &planned,
+            &mut positions,
+            &mut done,
+        )
+        .await?;
+        report.commits += 1;
+        report.bytes_written += bytes;
+        progress.commits.fetch_add(1, Ordering::Relaxed);
+    }
+    report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+    report.elapsed = started.elapsed();
+    info!(
+        events = report.counts.total_events(),
+        dead_letters = report.counts.dead_letters,
+        commits = report.commits,
+        seconds = report.elapsed.as_secs_f64(),
+        "ingest finished"
+    );
+    Ok(report)
+}
+
+fn note_dead_letter(report: &mut IngestReport, dl: &DeadLetter) {
+    if report.first_dead_letters.len() < FIRST_DEAD_LETTERS {
+        report
+            .first_dead_letters
+            .push((dl.position.to_string(), dl.reason.clone()));
+    }
+}
+
+async fn write_run(
+    writer: &mut LakeWriter,
+    run: &mut Vec<RecordBatch>,
+    run_rows: &mut usize,
+) -> Result<()> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let batch = if run.len() == 1 {
+        run.pop()
+            .unwrap_or_else(|| RecordBatch::new_empty(events_schema()))
+    } else {
+        let b = concat_batches(&events_schema(), run.iter())
+            .map_err(|e| IngestError::Internal(format!("joining batches: {e}")))?;
+        run.clear();
+        b
+    };
+    *run_rows = 0;
+    writer.write_events(batch).await
+}
+
+async fn commit(
+    lake: &mut Lake,
+    writer: &mut LakeWriter,
+    dead: &mut DeadLettersBuilder,
+    planned: &[Planned],
+    positions: &mut HashMap<usize, u64>,
+    done: &mut HashMap<usize, u64>,
+) -> Result<i64> {
+    if !dead.is_empty() {
+        writer.write_dead_letters(dead.finish()).await?;
+    }
+    let mut txns: Vec<(String, i64)> = Vec::new();
+    for (file, lines) in positions.drain() {
+        txns.push((file_key(&planned[file].hash), lines as i64));
+    }
+    for (file, lines) in done.drain() {
+        txns.push((file_done_key(&planned[file].hash), lines as i64));
+    }
+    let mut meta = serde_json::Map::new();
+    meta.insert("fnwatch.operation".into(), "ingest-files".into());
+    let summary = writer.commit(lake, &txns, meta).await?;
+    info!(
+        events_version = ?summary.events_version,
+        dead_letters_version = ?summary.dead_letters_version,
+        files = summary.files_added,
+        bytes = summary.bytes_added,
+        "committed to the lake"
+    );
+    Ok(summary.bytes_added)
+}
+
+fn decode_worker(
+    rx: crossbeam_channel::Receiver<Work>,
+    tx: tokio::sync::mpsc::Sender<Output>,
+    displays: Arc<Vec<Arc<str>>>,
+    limits: crate::decode::Limits,
+    ingested_at: i64,
+) {
+    let mut state = DecodeState::new(limits);
+    let mut current_file = usize::MAX;
+    for work in rx {
+        let out = match work {
+            Work::Lines {
+                seq,
+                file,
+                first_line,
+                data,
+                suppress_dead_through,
+            } => {
+                if file != current_file {
+                    state = DecodeState::new(limits);
+                    current_file = file;
+                }
+                let display = displays[file].clone();
+                let mut sink = BatchSink::new(ingested_at);
+                let mut line = first_line;
+                let mut rest: &[u8] = &data;
+                while let Some(i) = memchr::memchr(b'\n', rest) {
+                    let mut l = &rest[..i];
+                    rest = &rest[i + 1..];
+                    if let Some(stripped) = l.strip_suffix(b"\r") {
+                        l = stripped;
+                    }
+                    let pos = Position::file(display.clone(), line);
+                    decode_record(l, &pos, &mut state, &mut sink);
+                    line += 1;
+                }
+                let mut dead = sink.dead;
+                let mut counts = sink.counts;
+                if suppress_dead_through > 0 {
+                    dead.retain(|d| match &d.position.origin {
+                        crate::event::Origin::File { line, .. } => *line > suppress_dead_through,
+                        _ => true,
+                    });
+                    counts.dead_letters = dead.len() as u64;
+                }
+                Output::Decoded {
+                    seq,
+                    file,
+                    last_line: line.saturating_sub(1),
+                    batch: sink.events.finish(),
+                    dead,
+                    counts,
+                }
+            }
+            Work::Oversized {
+                seq,
+                file,
+                line,
+                prefix,
+                size,
+                suppress,
+            } => {
+                let mut dead = Vec::new();
+                let mut counts = Counts::default();
+                if !suppress {
+                    counts.dead_letters = 1;
+                    dead.push(DeadLetter::new(
+                        format!(
+                            "record too large: line is {size} bytes (limit {} bytes); only its first {} bytes are kept here",
+                            limits.max_record_bytes,
+                            prefix.len()
+                        ),
+                        &Position::file(displays[file].clone(), line),
+                        &prefix,
+                    ));
+                }
+                Output::Decoded {
+                    seq,
+                    file,
+                    last_line: line,
+                    batch: RecordBatch::new_empty(events_schema()),
+                    dead,
+                    counts,
+                }
+            }
+            Work::FileEnd {
+                seq,
+                file,
+                lines,
+                error,
+            } => Output::FileEnd {
+                seq,
+                file,
+                lines,
+                error,
+            },
+        };
+        if tx.blocking_send(out).is_err() {
+            return;
+        }
+    }
+}

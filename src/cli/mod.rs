@@ -1,0 +1,106 @@
+//! Command-line interface: one module per subcommand.
+
+mod compact;
+mod ingest;
+mod sql;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// fnwatch: watch what serverless functions do.
+///
+/// Telemetry from functions (invocations, DNS lookups, child processes,
+/// connections, file access, cloud API calls, configuration) goes into a
+/// Delta Lake "lake"; analysts query it with SQL.
+#[derive(Debug, Parser)]
+#[command(name = "fnwatch", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v: lifecycle, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode telemetry files into the lake (exactly once per file content).
+    Ingest(ingest::IngestArgs),
+    /// Run SQL over the lake: tables `events`, `dead_letters` and one view per event type.
+    Sql(sql::SqlArgs),
+    /// Compact the lake's small files into large ones (Delta OPTIMIZE).
+    Compact(compact::CompactArgs),
+}
+
+pub fn init_logging(g: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let default = match g.verbose {
+        0 => "warn,buoyant_kernel=off,delta_kernel=off",
+        1 => "info,deltalake=warn,datafusion=warn",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match g.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Ingest(a) => ingest::run(a).await,
+            Command::Sql(a) => sql::run(a).await,
+            Command::Compact(a) => compact::run(a).await,
+        }
+    })
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes for people: `12.3 MB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `fnwatch` binary: real files in, a real Delta lake
+//! on disk, SQL out. One test binary, one module per scenario.
+
+mod bad_input;
+mod common;
+mod lake;
+mod shapes;
