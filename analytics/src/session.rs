@@ -190,10 +190,12 @@ fn sql_error(sql: &str, e: &DataFusionError) -> AnalyticsError {
         context = format!("\n  | {text}\n  | {pad}^");
     }
     let is_user = matches!(
-        e,
-        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..)
-    ) || raw.contains("SQL error")
-        || raw.contains("Error during planning");
+        e.find_root(),
+        DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_)
+    );
     if is_user {
         AnalyticsError::Sql { message, context }
     } else {

@@ -66,6 +66,9 @@ pub async fn run(a: IngestArgs) -> anyhow::Result<()> {
     if let Some(v) = env_number("FNWATCH_TUNE_RUN_ROWS") {
         cfg.run_rows = v as usize;
     }
+    if let Some(v) = env_number("FNWATCH_TUNE_CHUNK_BYTES") {
+        cfg.chunk_bytes = v as usize;
+    }
     if let Some(v) = env_number("FNWATCH_TUNE_COMMIT_BYTES") {
         cfg.commit_bytes = v as usize;
     }

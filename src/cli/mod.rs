@@ -50,7 +50,7 @@ pub fn init_logging(g: &GlobalArgs) {
     use tracing_subscriber::EnvFilter;
     let default = match g.verbose {
         0 => "warn,buoyant_kernel=off,delta_kernel=off",
-        1 => "info,deltalake=warn,datafusion=warn",
+        1 => "info,deltalake=warn,datafusion=warn,buoyant_kernel=warn,delta_kernel=warn",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -155,7 +155,7 @@ fn invalid_raw_bytes_are_kept_as_base64() {
     );
     assert_eq!(rows[0]["raw_encoding"], "base64");
     assert_eq!(rows[0]["raw"], "eyJhIjoi/yJ9");
-    assert_eq!(rows[0]["raw_size"], 10);
+    assert_eq!(rows[0]["raw_size"], 9);
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn nothing_readable_is_an_error() {
     ]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.starts_with("fnwatch: nothing could be read"),
+        run.stderr.contains("fnwatch: nothing could be read"),
         "{}",
         run.stderr
     );

@@ -56,11 +56,11 @@ pub fn parse_native(text: &str) -> Result<EventRow<'_>, NativeError> {
         Ok(p) => p,
         Err(e) => {
             return Err(match bad_field.get() {
-                Some(f) => NativeError::field(f, format!("field `{f}` has the wrong type: {e}")),
-                None if e.is_syntax() || e.is_eof() => NativeError {
+                _ if e.is_syntax() || e.is_eof() => NativeError {
                     reason: format!("JSON syntax error: {e}"),
                     field: None,
                 },
+                Some(f) => NativeError::field(f, format!("field `{f}` has the wrong type: {e}")),
                 None => NativeError {
                     reason: format!("event is not a JSON object: {e}"),
                     field: None,

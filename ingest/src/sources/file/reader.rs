@@ -145,6 +145,8 @@ pub(crate) enum Work {
         file: usize,
         lines: u64,
         error: Option<String>,
+        /// The readable start of the line the error cut off.
+        partial: Vec<u8>,
     },
 }
 
@@ -185,6 +187,7 @@ pub(crate) fn read_file(
                     file: file_idx,
                     lines: 0,
                     error: Some(format!("cannot open: {e}")),
+                    partial: Vec::new(),
                 })
                 .is_ok();
         }
@@ -301,9 +304,9 @@ pub(crate) fn read_file(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 error = Some(if gzip {
-                    format!("gzip stream is corrupt or truncated after line {line_no}: {e}")
+                    format!("gzip stream is corrupt or truncated ({e})")
                 } else {
-                    format!("read failed after line {line_no}: {e}")
+                    format!("read failed ({e})")
                 });
                 break;
             }
@@ -325,8 +328,15 @@ pub(crate) fn read_file(
             }
         }
     }
-    // A last line without a newline (or the readable part of a truncated one).
-    if !pending.is_empty() || oversized.is_some() {
+    // A last line without a newline is a line; after a read error, what was
+    // read of the broken line goes with the file's dead letter instead.
+    let mut partial = Vec::new();
+    if error.is_some() {
+        partial = match oversized.take() {
+            Some((prefix, _)) => prefix,
+            None => std::mem::take(&mut pending),
+        };
+    } else if !pending.is_empty() || oversized.is_some() {
         complete_line!(&[]);
     }
     send_chunk!();
@@ -335,6 +345,7 @@ pub(crate) fn read_file(
         file: file_idx,
         lines: line_no,
         error,
+        partial,
     })
     .is_ok()
 }

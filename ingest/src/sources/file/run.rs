@@ -102,6 +102,7 @@ enum Output {
         file: usize,
         lines: u64,
         error: Option<String>,
+        partial: Vec<u8>,
     },
 }
 
@@ -141,7 +142,7 @@ pub async fn ingest_files(
     let (inputs, failures) = expand_inputs(&cfg.inputs, spool.path());
     let mut report = IngestReport::default();
     for (path, why) in failures {
-        warn!(input = %path, error = %why, "input cannot be read");
+        info!(input = %path, error = %why, "input cannot be read");
         report.files.push(FileReport {
             path,
             outcome: FileOutcome::Failed(why),
@@ -335,16 +336,21 @@ pub async fn ingest_files(
                     positions.insert(file, last_line);
                 }
                 Output::FileEnd {
-                    file, lines, error, ..
+                    file,
+                    lines,
+                    error,
+                    partial,
+                    ..
                 } => {
                     let p = &planned[file];
+                    let error = error.map(|e| format!("cannot be read past line {lines}: {e}"));
                     if let Some(err) = &error {
-                        warn!(file = %p.input.display, error = %err, "input ended early");
+                        info!(file = %p.input.display, error = %err, "input ended early");
                         if lines + 1 > p.resume.suppress_dead_through {
                             let dl = DeadLetter::new(
-                                format!("file cannot be read past line {lines}: {err}"),
+                                format!("file {err}"),
                                 &Position::file(p.input.display.clone(), lines + 1),
-                                &[],
+                                &partial,
                             );
                             note_dead_letter(&mut report, &dl);
                             report.counts.dead_letters += 1;
@@ -584,11 +590,13 @@ fn decode_worker(
                 file,
                 lines,
                 error,
+                partial,
             } => Output::FileEnd {
                 seq,
                 file,
                 lines,
                 error,
+                partial,
             },
         };
         if tx.blocking_send(out).is_err() {
