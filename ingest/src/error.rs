@@ -46,7 +46,7 @@ pub enum IngestError {
         table: String,
         step: &'static str,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
 
     /// Our bug: an internal invariant broke.

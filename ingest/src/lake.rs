@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, lexsort_to_indices};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType, Transaction};
@@ -100,7 +100,7 @@ fn delta_err(table: &str, step: &'static str) -> impl FnOnce(DeltaTableError) ->
     move |source| IngestError::Delta {
         table,
         step,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -151,7 +151,7 @@ async fn open_table(root: &Path, name: &str) -> Result<DeltaTable> {
         other => IngestError::Delta {
             table: name.to_string(),
             step: "open",
-            source: other,
+            source: Box::new(other),
         },
     })
 }
@@ -319,38 +319,48 @@ fn writer_properties(o: &WriteOptions) -> Result<WriterProperties> {
         .build())
 }
 
-/// Sorts an `events` batch by (type, date, function, time): partitions become
-/// contiguous and each file is ordered for pruning by function and time.
-pub fn sort_events(batch: &RecordBatch) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let col = |name: &str| {
-        schema
-            .index_of(name)
-            .map(|i| batch.column(i).clone())
-            .map_err(|e| IngestError::Internal(format!("events batch: {e}")))
+/// Sorts `events` batches into one batch ordered by (type, date, function,
+/// time): partitions become contiguous and each file is ordered for pruning by
+/// function and time. Only the four key columns are joined to sort; the rows
+/// are gathered once, straight from the input batches.
+pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let internal =
+        |e: arrow::error::ArrowError| IngestError::Internal(format!("sorting events: {e}"));
+    let schema = events_schema();
+    let key = |name: &str| -> Result<arrow::array::ArrayRef> {
+        let i = schema.index_of(name).map_err(internal)?;
+        let cols: Vec<&dyn arrow::array::Array> =
+            batches.iter().map(|b| b.column(i).as_ref()).collect();
+        arrow::compute::concat(&cols).map_err(internal)
     };
-    let keys = vec![
-        SortColumn {
-            values: col("type")?,
-            options: None,
-        },
-        SortColumn {
-            values: col("date")?,
-            options: None,
-        },
-        SortColumn {
-            values: col("function")?,
-            options: None,
-        },
-        SortColumn {
-            values: col("time")?,
-            options: None,
-        },
-    ];
-    let idx = lexsort_to_indices(&keys, None)
-        .map_err(|e| IngestError::Internal(format!("sorting events: {e}")))?;
-    take_record_batch(batch, &idx)
-        .map_err(|e| IngestError::Internal(format!("sorting events: {e}")))
+    let keys = ["type", "date", "function", "time"]
+        .into_iter()
+        .map(|name| {
+            Ok(SortColumn {
+                values: key(name)?,
+                options: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let order = lexsort_to_indices(&keys, None).map_err(internal)?;
+    // Global row number -> (batch, row).
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut total = 0usize;
+    for b in batches {
+        starts.push(total);
+        total += b.num_rows();
+    }
+    let pairs: Vec<(usize, usize)> = order
+        .values()
+        .iter()
+        .map(|&g| {
+            let g = g as usize;
+            let b = starts.partition_point(|&s| s <= g) - 1;
+            (b, g - starts[b])
+        })
+        .collect();
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    arrow::compute::interleave_record_batch(&refs, &pairs).map_err(internal)
 }
 
 /// What one commit wrote.
@@ -389,12 +399,13 @@ impl LakeWriter {
         })
     }
 
-    /// Streams a batch of events (any order) into the open files.
-    pub async fn write_events(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
+    /// Sorts batches of events (any order) into one run and streams it into
+    /// the open files.
+    pub async fn write_events(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
         }
-        let sorted = sort_events(&batch)?;
+        let sorted = sort_events(batches)?;
         self.events_rows += sorted.num_rows() as u64;
         self.events
             .write(sorted)

@@ -394,3 +394,53 @@ fn an_independent_delta_reader_agrees() {
     );
     assert_eq!(v["dead_letters"].as_i64(), Some(2));
 }
+
+#[test]
+fn compact_rewrites_small_files_into_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    for i in 0..3 {
+        let (file, _) = mixed_file(dir.path(), &format!("part{i}.jsonl.gz"), 20 + i);
+        ingest(&lake, &[&file]);
+    }
+    let before = count(&lake, "SELECT count(*) FROM events");
+    let l = lake.to_str().expect("utf-8");
+    let r = fnwatch(&["compact", "--lake", l]).ok();
+    // Seven type partitions of one day, three small files each.
+    assert!(
+        r.stdout.contains("events: 21 files rewritten into 7"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), before);
+    let again = fnwatch(&["compact", "--lake", l]).ok();
+    assert!(
+        again.stdout.contains("events: 0 files rewritten"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn sql_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, c) = mixed_file(dir.path(), "day.jsonl.gz", 30);
+    let lake = dir.path().join("lake");
+    ingest(&lake, &[&file]);
+    let q = write(
+        dir.path(),
+        "q.sql",
+        b"-- connections per port\nSELECT remote_port, count(*) AS n\nFROM network\nGROUP BY remote_port;\n",
+    );
+    let r = fnwatch(&[
+        "sql",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--file",
+        q.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(r.stdout, format!("remote_port,n\n443,{}\n", c[3]));
+}

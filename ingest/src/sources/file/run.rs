@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use tracing::{info, warn};
 
 use super::FileSourceConfig;
@@ -456,17 +455,10 @@ async fn write_run(
     if run.is_empty() {
         return Ok(());
     }
-    let batch = if run.len() == 1 {
-        run.pop()
-            .unwrap_or_else(|| RecordBatch::new_empty(events_schema()))
-    } else {
-        let b = concat_batches(&events_schema(), run.iter())
-            .map_err(|e| IngestError::Internal(format!("joining batches: {e}")))?;
-        run.clear();
-        b
-    };
+    writer.write_events(run).await?;
+    run.clear();
     *run_rows = 0;
-    writer.write_events(batch).await
+    Ok(())
 }
 
 async fn commit(
