@@ -161,10 +161,10 @@ fn print_summary(r: &IngestReport, lake: &str) {
     let secs = r.elapsed.as_secs_f64();
     let events = r.counts.total_events();
     println!(
-        "ingested {} file{} in {:.1} s: {} events ({}/s), {} dead letters",
+        "ingested {} file{} in {} s: {} events ({}/s), {} dead letters",
         ingested,
         if ingested == 1 { "" } else { "s" },
-        secs,
+        if secs < 10.0 { format!("{secs:.2}") } else { format!("{secs:.1}") },
         thousands(events),
         thousands((events as f64 / secs.max(0.001)) as u64),
         thousands(r.counts.dead_letters),
