@@ -147,7 +147,7 @@ fn spawn_bar(progress: Arc<IngestProgress>) -> (ProgressBar, Arc<tokio::sync::No
     (bar, stop)
 }
 
-fn print_summary(r: &IngestReport, lake: &str) {
+pub(super) fn print_summary(r: &IngestReport, lake: &str) {
     let ingested = r
         .files
         .iter()

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 mod compact;
+mod demo;
 mod ingest;
 mod sql;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// Compact the lake's small files into large ones (Delta OPTIMIZE).
     Compact(compact::CompactArgs),
+    /// Ingest the embedded sample telemetry into ./fnwatch-demo/lake and query it.
+    Demo(demo::DemoArgs),
 }
 
 pub fn init_logging(g: &GlobalArgs) {
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Ingest(a) => ingest::run(a).await,
             Command::Sql(a) => sql::run(a).await,
             Command::Compact(a) => compact::run(a).await,
+            Command::Demo(a) => demo::run(a).await,
         }
     })
 }
