@@ -2,8 +2,9 @@
 -- application log lines). fnwatch registers these whenever it opens a lake;
 -- every saved hunt and report query reads through them.
 --
--- `events` is partitioned by `type` and `date` (UTC day of `time`), so the
--- `type` filter of each view prunes to that type's files.
+-- `events` is partitioned by `date` (UTC day of `time`) and sorted by
+-- (function, time) within each write; filter on `date` or `time` and
+-- `function` to read less.
 
 CREATE VIEW invocations AS
 SELECT time, function, request_id, account, region, version,

@@ -145,65 +145,73 @@ pub struct EventsBuilder {
 impl EventsBuilder {
     /// A builder stamping `ingested_at_us` on every row.
     pub fn new(ingested_at_us: i64) -> Self {
-        let ts = || TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        Self::with_capacity(ingested_at_us, 0)
+    }
+
+    /// A builder with room for about `rows` rows.
+    pub fn with_capacity(ingested_at_us: i64, rows: usize) -> Self {
+        let ts = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+        // Every row has these; most other columns are null for most rows.
+        let dense = || StringBuilder::with_capacity(rows, rows * 16);
+        let sparse = || StringBuilder::with_capacity(rows, 0);
         EventsBuilder {
             time: ts(),
-            function: StringBuilder::new(),
-            request_id: StringBuilder::new(),
-            account: StringBuilder::new(),
-            region: StringBuilder::new(),
-            version: StringBuilder::new(),
-            duration_ms: Float64Builder::new(),
-            billed_ms: Int64Builder::new(),
-            cpu_ms: Float64Builder::new(),
-            memory_mb: Int64Builder::new(),
-            max_memory_mb: Int64Builder::new(),
-            init_ms: Float64Builder::new(),
-            timeout_ms: Int64Builder::new(),
-            status: StringBuilder::new(),
-            error_type: StringBuilder::new(),
-            trigger: StringBuilder::new(),
-            event_bytes: Int64Builder::new(),
-            event: StringBuilder::new(),
-            query: StringBuilder::new(),
-            qtype: StringBuilder::new(),
-            rcode: StringBuilder::new(),
+            function: dense(),
+            request_id: dense(),
+            account: sparse(),
+            region: sparse(),
+            version: sparse(),
+            duration_ms: Float64Builder::with_capacity(rows),
+            billed_ms: Int64Builder::with_capacity(rows),
+            cpu_ms: Float64Builder::with_capacity(rows),
+            memory_mb: Int64Builder::with_capacity(rows),
+            max_memory_mb: Int64Builder::with_capacity(rows),
+            init_ms: Float64Builder::with_capacity(rows),
+            timeout_ms: Int64Builder::with_capacity(rows),
+            status: sparse(),
+            error_type: sparse(),
+            trigger: sparse(),
+            event_bytes: Int64Builder::with_capacity(rows),
+            event: sparse(),
+            query: sparse(),
+            qtype: sparse(),
+            rcode: sparse(),
             answers: str_list(),
-            registrable_domain: StringBuilder::new(),
-            label_count: Int32Builder::new(),
-            query_length: Int32Builder::new(),
-            max_label_length: Int32Builder::new(),
-            exe: StringBuilder::new(),
+            registrable_domain: sparse(),
+            label_count: Int32Builder::with_capacity(rows),
+            query_length: Int32Builder::with_capacity(rows),
+            max_label_length: Int32Builder::with_capacity(rows),
+            exe: sparse(),
             args: str_list(),
-            cmdline: StringBuilder::new(),
-            parent_exe: StringBuilder::new(),
-            direction: StringBuilder::new(),
-            protocol: StringBuilder::new(),
-            remote_ip: StringBuilder::new(),
-            remote_port: Int32Builder::new(),
-            remote_host: StringBuilder::new(),
-            bytes_out: Int64Builder::new(),
-            bytes_in: Int64Builder::new(),
-            path: StringBuilder::new(),
-            op: StringBuilder::new(),
-            service: StringBuilder::new(),
-            action: StringBuilder::new(),
-            resource: StringBuilder::new(),
-            error_code: StringBuilder::new(),
-            runtime: StringBuilder::new(),
-            handler: StringBuilder::new(),
-            role_arn: StringBuilder::new(),
+            cmdline: sparse(),
+            parent_exe: sparse(),
+            direction: sparse(),
+            protocol: sparse(),
+            remote_ip: sparse(),
+            remote_port: Int32Builder::with_capacity(rows),
+            remote_host: sparse(),
+            bytes_out: Int64Builder::with_capacity(rows),
+            bytes_in: Int64Builder::with_capacity(rows),
+            path: sparse(),
+            op: sparse(),
+            service: sparse(),
+            action: sparse(),
+            resource: sparse(),
+            error_code: sparse(),
+            runtime: sparse(),
+            handler: sparse(),
+            role_arn: sparse(),
             permissions: str_list(),
             triggers: str_list(),
             layers: str_list(),
-            code_sha256: StringBuilder::new(),
-            message: StringBuilder::new(),
-            log_group: StringBuilder::new(),
-            log_stream: StringBuilder::new(),
-            extra: StringBuilder::new(),
+            code_sha256: sparse(),
+            message: sparse(),
+            log_group: sparse(),
+            log_stream: sparse(),
+            extra: sparse(),
             ingested_at: ts(),
-            type_: StringBuilder::new(),
-            date: StringBuilder::new(),
+            type_: dense(),
+            date: dense(),
             last_day: None,
             ingested_at_us,
             rows: 0,
@@ -311,6 +319,7 @@ impl EventsBuilder {
         self.rows = 0;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
+            Arc::new(self.type_.finish()),
             Arc::new(self.function.finish()),
             Arc::new(self.request_id.finish()),
             Arc::new(self.account.finish()),
@@ -365,7 +374,6 @@ impl EventsBuilder {
             Arc::new(self.log_stream.finish()),
             Arc::new(self.extra.finish()),
             Arc::new(self.ingested_at.finish()),
-            Arc::new(self.type_.finish()),
             Arc::new(self.date.finish()),
         ];
         match RecordBatch::try_new(events_schema(), cols) {
@@ -556,8 +564,13 @@ pub struct BatchSink {
 
 impl BatchSink {
     pub fn new(ingested_at_us: i64) -> Self {
+        Self::with_capacity(ingested_at_us, 0)
+    }
+
+    /// A sink with room for about `rows` events.
+    pub fn with_capacity(ingested_at_us: i64, rows: usize) -> Self {
         BatchSink {
-            events: EventsBuilder::new(ingested_at_us),
+            events: EventsBuilder::with_capacity(ingested_at_us, rows),
             dead: Vec::new(),
             counts: Counts::default(),
         }

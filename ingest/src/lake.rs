@@ -10,12 +10,12 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use arrow::compute::{SortColumn, lexsort_to_indices};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -301,63 +301,89 @@ pub struct WriteOptions {
 impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
-            zstd_level: 3,
+            zstd_level: 1,
             row_group_rows: 256 * 1024,
             target_file_bytes: 128 * 1024 * 1024,
         }
     }
 }
 
+/// Columns of `events` whose values rarely repeat within a file.
+const HIGH_CARDINALITY: [&str; 11] = [
+    "time",
+    "request_id",
+    "duration_ms",
+    "cpu_ms",
+    "init_ms",
+    "event_bytes",
+    "event",
+    "bytes_out",
+    "bytes_in",
+    "resource",
+    "path",
+];
+
 fn writer_properties(o: &WriteOptions) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(o.zstd_level)
         .map_err(|e| IngestError::Internal(format!("zstd level {}: {e}", o.zstd_level)))?;
-    Ok(WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(o.row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(format!("fnwatch {}", env!("CARGO_PKG_VERSION")))
-        .build())
+        .set_created_by(format!("fnwatch {}", env!("CARGO_PKG_VERSION")));
+    // Near-unique columns: a dictionary only costs time before the writer
+    // falls back to plain encoding, and zstd finds their repeats anyway.
+    for col in HIGH_CARDINALITY {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
+    }
+    Ok(b.build())
 }
 
-/// Sorts `events` batches into one batch ordered by (type, date, function,
-/// time): partitions become contiguous and each file is ordered for pruning by
-/// function and time. Only the four key columns are joined to sort; the rows
-/// are gathered once, straight from the input batches.
+/// Sorts `events` batches into one batch ordered by (function, time): the
+/// events of one invocation end up together and each file is ordered for
+/// pruning by function and time. Functions are ranked once, so the sort
+/// compares integers, and the rows are gathered once, straight from the input
+/// batches.
 pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    use arrow::array::{AsArray, TimestampMicrosecondArray};
+    use std::collections::HashMap;
     let internal =
         |e: arrow::error::ArrowError| IngestError::Internal(format!("sorting events: {e}"));
     let schema = events_schema();
-    let key = |name: &str| -> Result<arrow::array::ArrayRef> {
-        let i = schema.index_of(name).map_err(internal)?;
-        let cols: Vec<&dyn arrow::array::Array> =
-            batches.iter().map(|b| b.column(i).as_ref()).collect();
-        arrow::compute::concat(&cols).map_err(internal)
-    };
-    let keys = ["type", "date", "function", "time"]
-        .into_iter()
-        .map(|name| {
-            Ok(SortColumn {
-                values: key(name)?,
-                options: None,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let order = lexsort_to_indices(&keys, None).map_err(internal)?;
-    // Global row number -> (batch, row).
-    let mut starts = Vec::with_capacity(batches.len());
-    let mut total = 0usize;
+    let fi = schema.index_of("function").map_err(internal)?;
+    let ti = schema.index_of("time").map_err(internal)?;
+    let mut ranks: HashMap<&str, u32> = HashMap::new();
     for b in batches {
-        starts.push(total);
-        total += b.num_rows();
+        for f in b.column(fi).as_string::<i32>().iter().flatten() {
+            let next = ranks.len() as u32;
+            ranks.entry(f).or_insert(next);
+        }
     }
-    let pairs: Vec<(usize, usize)> = order
-        .values()
+    let mut names: Vec<&str> = ranks.keys().copied().collect();
+    names.sort_unstable();
+    for (rank, name) in names.iter().enumerate() {
+        ranks.insert(name, rank as u32);
+    }
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut keys: Vec<(u32, i64, u32, u32)> = Vec::with_capacity(total);
+    for (bi, b) in batches.iter().enumerate() {
+        let functions = b.column(fi).as_string::<i32>();
+        let times = b
+            .column(ti)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| {
+                IngestError::Internal("events batch: `time` is not a timestamp".into())
+            })?;
+        for row in 0..b.num_rows() {
+            let rank = ranks.get(functions.value(row)).copied().unwrap_or(u32::MAX);
+            keys.push((rank, times.value(row), bi as u32, row as u32));
+        }
+    }
+    keys.sort_unstable();
+    let pairs: Vec<(usize, usize)> = keys
         .iter()
-        .map(|&g| {
-            let g = g as usize;
-            let b = starts.partition_point(|&s| s <= g) - 1;
-            (b, g - starts[b])
-        })
+        .map(|&(_, _, b, r)| (b as usize, r as usize))
         .collect();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     arrow::compute::interleave_record_batch(&refs, &pairs).map_err(internal)

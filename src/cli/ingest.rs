@@ -73,6 +73,9 @@ pub async fn run(a: IngestArgs) -> anyhow::Result<()> {
         cfg.commit_bytes = v as usize;
     }
     cfg.fail_after_commits = env_number("FNWATCH_FAIL_AFTER_COMMITS");
+    if let Some(v) = env_number("FNWATCH_TUNE_ZSTD_LEVEL") {
+        cfg.write.zstd_level = v as i32;
+    }
 
     let progress = Arc::new(IngestProgress::default());
     let show = !a.no_progress && std::io::stderr().is_terminal();
@@ -164,7 +167,11 @@ pub(super) fn print_summary(r: &IngestReport, lake: &str) {
         "ingested {} file{} in {} s: {} events ({}/s), {} dead letters",
         ingested,
         if ingested == 1 { "" } else { "s" },
-        if secs < 10.0 { format!("{secs:.2}") } else { format!("{secs:.1}") },
+        if secs < 10.0 {
+            format!("{secs:.2}")
+        } else {
+            format!("{secs:.1}")
+        },
         thousands(events),
         thousands((events as f64 / secs.max(0.001)) as u64),
         thousands(r.counts.dead_letters),

@@ -196,7 +196,7 @@ fn truncated_gzip_keeps_what_was_readable() {
 #[test]
 fn cloudwatch_payload_with_unknown_log_group() {
     let payload = br#"{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/ecs/web","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":1795428000000,"message":"hello"}]}"#;
-    one_bad_line(payload, &["/ecs/web", "/aws/lambda/"], None);
+    one_bad_line(payload, &["/ecs/web", "/aws/lambda/"], Some("logGroup"));
 }
 
 #[test]

@@ -129,18 +129,3 @@ pub fn invocation_line(function: &str, request: &str) -> String {
         r#"{{"type":"invocation","time":"2026-11-23T10:00:00.412Z","function":"{function}","request_id":"{request}","duration_ms":84.2,"billed_ms":85,"cpu_ms":31.0,"memory_mb":256,"max_memory_mb":91,"init_ms":null,"timeout_ms":6000,"status":"success","trigger":"apigateway","event_bytes":733}}"#
     )
 }
-
-/// The repository's test data folder.
-pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("data")
-}
-
-/// The ingest crate's fixtures folder.
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("ingest")
-        .join("tests")
-        .join("fixtures")
-}

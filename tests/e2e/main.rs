@@ -1,6 +1,8 @@
 //! End-to-end tests of the `fnwatch` binary: real files in, a real Delta lake
 //! on disk, SQL out. One test binary, one module per scenario.
 
+#![allow(clippy::unwrap_used)]
+
 mod bad_input;
 mod common;
 mod lake;

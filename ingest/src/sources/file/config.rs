@@ -41,7 +41,7 @@ fn default_chunk_bytes() -> usize {
     2 * 1024 * 1024
 }
 fn default_run_rows() -> usize {
-    512 * 1024
+    128 * 1024
 }
 fn default_commit_bytes() -> usize {
     256 * 1024 * 1024

@@ -242,15 +242,18 @@ pub async fn ingest_files(
     } else {
         cfg.decode_threads
     };
+    let chunk_bytes = cfg.chunk_bytes.max(4096);
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(threads * 2);
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Output>(threads * 2);
+    // Room for about one sorted run of decoded chunks, so decoders keep going
+    // while the writer sorts and encodes the previous run.
+    let depth = (cfg.run_rows * 350 / chunk_bytes).clamp(threads * 2, 64);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Output>(depth);
 
     // Reader.
     let reader_files: Vec<(InputFile, Resume)> = planned
         .iter()
         .map(|p| (p.input.clone(), p.resume))
         .collect();
-    let chunk_bytes = cfg.chunk_bytes.max(4096);
     let max_line = cfg.limits.max_record_bytes;
     let reader_progress = progress.clone();
     let reader = std::thread::Builder::new()
@@ -515,7 +518,7 @@ fn decode_worker(
                     current_file = file;
                 }
                 let display = displays[file].clone();
-                let mut sink = BatchSink::new(ingested_at);
+                let mut sink = BatchSink::with_capacity(ingested_at, data.len() / 256);
                 let mut line = first_line;
                 let mut rest: &[u8] = &data;
                 while let Some(i) = memchr::memchr(b'\n', rest) {
