@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
@@ -339,9 +339,9 @@ fn writer_properties(o: &WriteOptions) -> Result<WriterProperties> {
     Ok(b.build())
 }
 
-/// Sorts `events` batches into one batch ordered by (function, time): the
-/// events of one invocation end up together and each file is ordered for
-/// pruning by function and time. Functions are ranked once, so the sort
+/// Sorts `events` batches into one batch ordered by (day, function, time):
+/// each day's partition is one contiguous slice, the events of one invocation
+/// end up together and each file is ordered for pruning by function and time. Functions are ranked once, so the sort
 /// compares integers, and the rows are gathered once, straight from the input
 /// batches.
 pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
@@ -365,7 +365,8 @@ pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
         ranks.insert(name, rank as u32);
     }
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let mut keys: Vec<(u32, i64, u32, u32)> = Vec::with_capacity(total);
+    // (day, function rank, time): one contiguous slice per day partition.
+    let mut keys: Vec<(i64, u32, i64, u32, u32)> = Vec::with_capacity(total);
     for (bi, b) in batches.iter().enumerate() {
         let functions = b.column(fi).as_string::<i32>();
         let times = b
@@ -377,13 +378,14 @@ pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
             })?;
         for row in 0..b.num_rows() {
             let rank = ranks.get(functions.value(row)).copied().unwrap_or(u32::MAX);
-            keys.push((rank, times.value(row), bi as u32, row as u32));
+            let t = times.value(row);
+            keys.push((t.div_euclid(86_400_000_000), rank, t, bi as u32, row as u32));
         }
     }
     keys.sort_unstable();
     let pairs: Vec<(usize, usize)> = keys
         .iter()
-        .map(|&(_, _, b, r)| (b as usize, r as usize))
+        .map(|&(_, _, _, b, r)| (b as usize, r as usize))
         .collect();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     arrow::compute::interleave_record_batch(&refs, &pairs).map_err(internal)
@@ -398,45 +400,91 @@ pub struct CommitSummary {
     pub bytes_added: i64,
 }
 
-/// Writes Parquet files into the lake's tables and commits them together with
-/// source positions.
+/// Writes sorted runs of events into Parquet files of the `events` table.
+/// Several lanes can write at once (each its own files); their files are
+/// committed together by [`LakeWriter::commit`].
+pub struct EventsLane {
+    writer: RecordBatchWriter,
+}
+
+impl EventsLane {
+    pub fn new(lake: &Lake, opts: &WriteOptions) -> Result<EventsLane> {
+        let writer = RecordBatchWriter::for_table(&lake.events)
+            .map_err(delta_err(EVENTS, "start writer"))?
+            .with_writer_properties(writer_properties(opts)?)
+            .with_target_file_size(opts.target_file_bytes);
+        Ok(EventsLane { writer })
+    }
+
+    /// Sorts batches of events (any order) into one run and streams it into
+    /// the open files, one zero-copy slice per day. Returns the rows written.
+    pub async fn write_run(&mut self, batches: &[RecordBatch]) -> Result<usize> {
+        use arrow::array::AsArray;
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(0);
+        }
+        let sorted = sort_events(batches)?;
+        let rows = sorted.num_rows();
+        let di = sorted
+            .schema()
+            .index_of("date")
+            .map_err(|e| IngestError::Internal(format!("events batch: {e}")))?;
+        let dates = sorted.column(di).as_string::<i32>().clone();
+        let mut start = 0;
+        while start < rows {
+            let day = dates.value(start);
+            let mut end = start + 1;
+            while end < rows && dates.value(end) == day {
+                end += 1;
+            }
+            let mut partition = indexmap::IndexMap::new();
+            partition.insert(
+                "date".to_string(),
+                delta_kernel::expressions::Scalar::String(day.to_string()),
+            );
+            self.writer
+                .write_partition(
+                    sorted.slice(start, end - start),
+                    &partition,
+                    WriteMode::Default,
+                )
+                .await
+                .map_err(delta_err(EVENTS, "write"))?;
+            start = end;
+        }
+        Ok(rows)
+    }
+
+    /// Encoded bytes written since the last flush.
+    pub fn buffered_bytes(&self) -> usize {
+        self.writer.buffer_len()
+    }
+
+    /// Closes the open files; their `add` actions go to [`LakeWriter::commit`].
+    pub async fn flush(&mut self) -> Result<Vec<Add>> {
+        self.writer
+            .flush()
+            .await
+            .map_err(delta_err(EVENTS, "flush"))
+    }
+}
+
+/// Writes dead letters and commits a flush: the events files of every lane,
+/// the dead letters, and the source positions they cover.
 pub struct LakeWriter {
-    events: RecordBatchWriter,
     dead_letters: RecordBatchWriter,
-    events_rows: u64,
     dead_rows: u64,
 }
 
 impl LakeWriter {
     pub fn new(lake: &Lake, opts: &WriteOptions) -> Result<LakeWriter> {
-        let props = writer_properties(opts)?;
-        let events = RecordBatchWriter::for_table(&lake.events)
-            .map_err(delta_err(EVENTS, "start writer"))?
-            .with_writer_properties(props.clone())
-            .with_target_file_size(opts.target_file_bytes);
         let dead_letters = RecordBatchWriter::for_table(&lake.dead_letters)
             .map_err(delta_err(DEAD_LETTERS, "start writer"))?
-            .with_writer_properties(props);
+            .with_writer_properties(writer_properties(opts)?);
         Ok(LakeWriter {
-            events,
             dead_letters,
-            events_rows: 0,
             dead_rows: 0,
         })
-    }
-
-    /// Sorts batches of events (any order) into one run and streams it into
-    /// the open files.
-    pub async fn write_events(&mut self, batches: &[RecordBatch]) -> Result<()> {
-        if batches.iter().all(|b| b.num_rows() == 0) {
-            return Ok(());
-        }
-        let sorted = sort_events(batches)?;
-        self.events_rows += sorted.num_rows() as u64;
-        self.events
-            .write(sorted)
-            .await
-            .map_err(delta_err(EVENTS, "write"))
     }
 
     /// Streams a batch of dead letters into the open files.
@@ -451,22 +499,14 @@ impl LakeWriter {
             .map_err(delta_err(DEAD_LETTERS, "write"))
     }
 
-    /// Encoded bytes written since the last commit.
-    pub fn buffered_bytes(&self) -> usize {
-        self.events.buffer_len() + self.dead_letters.buffer_len()
-    }
-
-    /// Rows written since the last commit: (events, dead letters).
-    pub fn buffered_rows(&self) -> (u64, u64) {
-        (self.events_rows, self.dead_rows)
-    }
-
-    /// Commits what was written, with the positions that it covers. Dead
-    /// letters commit first, then events: a crash between the two re-reads the
-    /// source from the events position and skips dead letters up to theirs.
+    /// Commits the events files `event_adds` and the dead letters written so
+    /// far, with the positions they cover. Dead letters commit first, then
+    /// events: a crash between the two re-reads the source from the events
+    /// position and skips dead letters up to theirs.
     pub async fn commit(
         &mut self,
         lake: &mut Lake,
+        event_adds: Vec<Add>,
         positions: &[(String, i64)],
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<CommitSummary> {
@@ -495,19 +535,13 @@ impl LakeWriter {
             summary.dead_letters_version = Some(v);
             self.dead_rows = 0;
         }
-        let adds = self
-            .events
-            .flush()
-            .await
-            .map_err(delta_err(EVENTS, "flush"))?;
-        if !adds.is_empty() || !txns.is_empty() {
-            summary.files_added += adds.len();
-            summary.bytes_added += adds.iter().map(|a| a.size).sum::<i64>();
-            let actions = adds.into_iter().map(Action::Add).collect();
+        if !event_adds.is_empty() || !txns.is_empty() {
+            summary.files_added += event_adds.len();
+            summary.bytes_added += event_adds.iter().map(|a| a.size).sum::<i64>();
+            let actions = event_adds.into_iter().map(Action::Add).collect();
             let v = commit_actions(&mut lake.events, EVENTS, actions, txns, metadata).await?;
             summary.events_version = Some(v);
         }
-        self.events_rows = 0;
         debug!(
             files = summary.files_added,
             bytes = summary.bytes_added,
@@ -603,5 +637,58 @@ impl Lake {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::EventsBuilder;
+    use crate::event::{EventRow, EventType};
+    use arrow::array::{AsArray, TimestampMicrosecondArray};
+
+    fn batch(rows: &[(&'static str, i64)]) -> RecordBatch {
+        let mut b = EventsBuilder::new(0);
+        for (f, t) in rows {
+            let mut r = EventRow::new(EventType::Dns, *t, *f);
+            r.request_id = Some("r".into());
+            r.query = Some("a.example.com".into());
+            b.append(&r);
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn runs_sort_by_day_function_time_across_batches() {
+        const DAY: i64 = 86_400_000_000;
+        let a = batch(&[("b", DAY + 5), ("a", 7), ("b", 3)]);
+        let b = batch(&[("a", 2), ("a", DAY + 1), ("c", 1)]);
+        let sorted = sort_events(&[a, b]).expect("sorted");
+        let f = sorted.column(2).as_string::<i32>();
+        let t = sorted
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("time");
+        let got: Vec<(&str, i64)> = (0..sorted.num_rows())
+            .map(|i| (f.value(i), t.value(i)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", 2),
+                ("a", 7),
+                ("b", 3),
+                ("c", 1),
+                ("a", DAY + 1),
+                ("b", DAY + 5)
+            ]
+        );
+        let dates = sorted
+            .column_by_name("date")
+            .expect("date")
+            .as_string::<i32>();
+        assert_eq!(dates.value(0), "1970-01-01");
+        assert_eq!(dates.value(5), "1970-01-02");
     }
 }

@@ -8,3 +8,4 @@ pub mod schema;
 
 pub use error::{IngestError, Result};
 pub mod sources;
+pub mod writer_pool;

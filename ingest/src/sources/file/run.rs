@@ -16,6 +16,7 @@ use crate::error::{IngestError, Result};
 use crate::event::{DeadLetter, Position};
 use crate::lake::{DEAD_LETTERS, EVENTS, Lake, LakeWriter};
 use crate::schema::events_schema;
+use crate::writer_pool::WriterPool;
 
 /// Live figures of a running ingest, for progress displays.
 #[derive(Debug, Default)]
@@ -298,6 +299,7 @@ pub async fn ingest_files(
 
     // Writer: puts outputs in order, sorts runs, commits with positions.
     let mut writer = LakeWriter::new(lake, &cfg.write)?;
+    let mut pool = WriterPool::new(lake, &cfg.write, threads.clamp(1, 4))?;
     let mut pending: BTreeMap<u64, Output> = BTreeMap::new();
     let mut next_seq = 0u64;
     let mut run: Vec<RecordBatch> = Vec::new();
@@ -369,14 +371,16 @@ pub async fn ingest_files(
                 }
             }
             if run_rows >= cfg.run_rows {
-                if let Err(e) = write_run(&mut writer, &mut run, &mut run_rows).await {
+                run_rows = 0;
+                if let Err(e) = pool.submit(std::mem::take(&mut run)).await {
                     result = Err(e);
                     break 'outer;
                 }
-                if writer.buffered_bytes() >= cfg.commit_bytes {
+                if pool.buffered_bytes() >= cfg.commit_bytes {
                     match commit(
                         lake,
                         &mut writer,
+                        &mut pool,
                         &mut dead,
                         &planned,
                         &mut positions,
@@ -415,11 +419,12 @@ pub async fn ingest_files(
             pending.len()
         )));
     }
-    write_run(&mut writer, &mut run, &mut run_rows).await?;
+    pool.submit(run).await?;
     if !positions.is_empty() || !dead.is_empty() {
         let bytes = commit(
             lake,
             &mut writer,
+            &mut pool,
             &mut dead,
             &planned,
             &mut positions,
@@ -450,23 +455,12 @@ fn note_dead_letter(report: &mut IngestReport, dl: &DeadLetter) {
     }
 }
 
-async fn write_run(
-    writer: &mut LakeWriter,
-    run: &mut Vec<RecordBatch>,
-    run_rows: &mut usize,
-) -> Result<()> {
-    if run.is_empty() {
-        return Ok(());
-    }
-    writer.write_events(run).await?;
-    run.clear();
-    *run_rows = 0;
-    Ok(())
-}
-
+/// Commits everything written so far with the positions it covers. Runs
+/// still in memory must be submitted first: positions cover every row seen.
 async fn commit(
     lake: &mut Lake,
     writer: &mut LakeWriter,
+    pool: &mut WriterPool,
     dead: &mut DeadLettersBuilder,
     planned: &[Planned],
     positions: &mut HashMap<usize, u64>,
@@ -484,7 +478,8 @@ async fn commit(
     }
     let mut meta = serde_json::Map::new();
     meta.insert("fnwatch.operation".into(), "ingest-files".into());
-    let summary = writer.commit(lake, &txns, meta).await?;
+    let adds = pool.flush().await?;
+    let summary = writer.commit(lake, adds, &txns, meta).await?;
     info!(
         events_version = ?summary.events_version,
         dead_letters_version = ?summary.dead_letters_version,
