@@ -282,3 +282,35 @@ fn decode_json_array(text: &str, pos: &Position, state: &mut DecodeState, sink: 
         }
     }
 }
+
+/// At most `max` characters of `s`, with an ellipsis when cut: hostile
+/// values stay readable in error messages.
+pub(crate) fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((i, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..i])),
+    }
+}
+
+/// Parses an RFC 3339 timestamp with offset into UTC microseconds; the error
+/// names the field `time` and says whether only the offset is missing.
+pub fn parse_time_us(s: &str) -> Result<i64, String> {
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Ok(t.timestamp_micros()),
+        Err(e) => {
+            if chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
+                || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").is_ok()
+            {
+                Err(format!(
+                    "field `time` has no UTC offset: `{}` (expected RFC 3339 such as 2026-11-23T10:00:00.123Z)",
+                    truncate(s, 64)
+                ))
+            } else {
+                Err(format!(
+                    "field `time` is not an RFC 3339 timestamp: `{}` ({e})",
+                    truncate(s, 64)
+                ))
+            }
+        }
+    }
+}

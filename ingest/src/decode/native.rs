@@ -427,37 +427,7 @@ fn extra_json(extra: &[(Str<'_>, ExtraValue<'_>)]) -> String {
     out
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// Parses an RFC 3339 timestamp with offset into UTC microseconds.
-pub fn parse_time_us(s: &str) -> Result<i64, String> {
-    match chrono::DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Ok(t.timestamp_micros()),
-        Err(e) => {
-            if chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
-                || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").is_ok()
-            {
-                Err(format!(
-                    "field `time` has no UTC offset: `{}` (expected RFC 3339 such as 2026-11-23T10:00:00.123Z)",
-                    truncate(s, 64)
-                ))
-            } else {
-                Err(format!(
-                    "field `time` is not an RFC 3339 timestamp: `{}` ({e})",
-                    truncate(s, 64)
-                ))
-            }
-        }
-    }
-}
+use super::{parse_time_us, truncate};
 
 // ---- value readers -------------------------------------------------------
 

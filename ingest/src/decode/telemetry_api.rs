@@ -572,35 +572,7 @@ fn value_kind(v: &Value) -> &'static str {
     }
 }
 
-/// At most `max` characters of `s`, with an ellipsis when cut.
-pub(crate) fn truncate(s: &str, max: usize) -> Cow<'_, str> {
-    match s.char_indices().nth(max) {
-        None => Cow::Borrowed(s),
-        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
-    }
-}
-
-/// An RFC 3339 timestamp with offset, as UTC microseconds.
-fn parse_time_us(s: &str) -> Result<i64, String> {
-    match chrono::DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Ok(t.timestamp_micros()),
-        Err(e) => {
-            if chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
-                || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").is_ok()
-            {
-                Err(format!(
-                    "field `time` has no UTC offset: `{}` (expected RFC 3339 such as 2026-11-23T10:00:00.123Z)",
-                    truncate(s, 64)
-                ))
-            } else {
-                Err(format!(
-                    "field `time` is not an RFC 3339 timestamp: `{}` ({e})",
-                    truncate(s, 64)
-                ))
-            }
-        }
-    }
-}
+pub(crate) use super::{parse_time_us, truncate};
 
 #[cfg(test)]
 mod tests {
