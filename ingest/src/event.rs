@@ -265,6 +265,13 @@ impl Position {
         }
     }
 
+    /// Moves a file position to another line (no-op for Kinesis positions).
+    pub fn set_line(&mut self, n: u64) {
+        if let Origin::File { line, .. } = &mut self.origin {
+            *line = n;
+        }
+    }
+
     /// This position, one step deeper.
     pub fn child(&self, step: Step) -> Position {
         let mut steps = Vec::with_capacity(self.steps.len() + 1);

@@ -50,7 +50,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
     /// Largest record (line) accepted, in bytes; longer ones are dead-lettered.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_record_bytes: usize,
 }
 

@@ -273,3 +273,18 @@ fn a_lake_from_a_newer_version() {
         run.stderr
     );
 }
+
+#[test]
+fn a_byte_order_mark_and_crlf_line_ends_are_tolerated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "\u{feff}{}\r\n{}\r\n",
+        dns_line("f", "r1", "a.example.com"),
+        invocation_line("f", "r1")
+    );
+    let file = write(dir.path(), "windows.jsonl", text.as_bytes());
+    let lake = dir.path().join("lake");
+    let run = ingest(&lake, &[&file]);
+    assert!(run.stdout.contains("2 events"), "{}", run.stdout);
+    assert!(run.stdout.contains("0 dead letters"), "{}", run.stdout);
+}

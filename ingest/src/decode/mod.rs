@@ -25,6 +25,7 @@ use crate::event::{DeadLetter, Position, Sink, Step};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest record accepted (a file line or a Kinesis record), in bytes.
+    /// A CloudWatch Logs payload written out as plain JSON can pass 1 MiB.
     pub max_record_bytes: usize,
     /// Largest decompressed size of one gzip record, in bytes.
     pub max_decompressed_bytes: usize,
@@ -35,7 +36,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_record_bytes: 1024 * 1024,
+            max_record_bytes: 4 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_depth: 4,
         }

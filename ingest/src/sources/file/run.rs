@@ -512,9 +512,9 @@ fn decode_worker(
                     state = DecodeState::new(limits);
                     current_file = file;
                 }
-                let display = displays[file].clone();
                 let mut sink = BatchSink::with_capacity(ingested_at, data.len() / 256);
                 let mut line = first_line;
+                let mut pos = Position::file(displays[file].clone(), line);
                 let mut rest: &[u8] = &data;
                 while let Some(i) = memchr::memchr(b'\n', rest) {
                     let mut l = &rest[..i];
@@ -522,7 +522,11 @@ fn decode_worker(
                     if let Some(stripped) = l.strip_suffix(b"\r") {
                         l = stripped;
                     }
-                    let pos = Position::file(display.clone(), line);
+                    if line == 1 {
+                        // A byte order mark some editors put at the start of a file.
+                        l = l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l);
+                    }
+                    pos.set_line(line);
                     decode_record(l, &pos, &mut state, &mut sink);
                     line += 1;
                 }
