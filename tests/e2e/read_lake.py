@@ -8,10 +8,10 @@ Reads the two Delta tables of the lake with the PyPI `deltalake` package
 
     {"events": {"<type>": count, ...}, "events_total": N, "dead_letters": N}
 
-`LAKE_DIR/events` is partitioned by `type` and `date`; its `type` column
-comes from the partition values in the Delta log, so a row written to the
-wrong partition or left out of the log shows up here. Only types with at
-least one row are listed.
+`LAKE_DIR/events` is partitioned by `date`; the reader takes the table's
+files from the Delta log, so a file left out of a commit (or a commit that
+lists a missing file) shows up here. Only types with at least one row are
+listed.
 
 Exit status: 0 on success, 2 when `deltalake`/`pyarrow` are missing (install
 them with `bash infra/local/install-python-tools.sh`), 1 when the lake cannot
