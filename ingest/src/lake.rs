@@ -474,6 +474,9 @@ impl EventsLane {
 pub struct LakeWriter {
     dead_letters: RecordBatchWriter,
     dead_rows: u64,
+    /// Test failpoint: abort the process between the dead-letter commit and
+    /// the events commit of a flush.
+    pub abort_between_commits: bool,
 }
 
 impl LakeWriter {
@@ -484,6 +487,7 @@ impl LakeWriter {
         Ok(LakeWriter {
             dead_letters,
             dead_rows: 0,
+            abort_between_commits: false,
         })
     }
 
@@ -534,6 +538,10 @@ impl LakeWriter {
             .await?;
             summary.dead_letters_version = Some(v);
             self.dead_rows = 0;
+            if self.abort_between_commits {
+                tracing::warn!("failpoint: aborting between the dead-letter and events commits");
+                std::process::abort();
+            }
         }
         if !event_adds.is_empty() || !txns.is_empty() {
             summary.files_added += event_adds.len();

@@ -73,6 +73,7 @@ pub async fn run(a: IngestArgs) -> anyhow::Result<()> {
         cfg.commit_bytes = v as usize;
     }
     cfg.fail_after_commits = env_number("FNWATCH_FAIL_AFTER_COMMITS");
+    cfg.fail_between_commits = std::env::var_os("FNWATCH_FAIL_BETWEEN_COMMITS").is_some();
     if let Some(v) = env_number("FNWATCH_TUNE_ZSTD_LEVEL") {
         cfg.write.zstd_level = v as i32;
     }

@@ -444,3 +444,39 @@ fn sql_from_a_file() {
     .ok();
     assert_eq!(r.stdout, format!("remote_port,n\n443,{}\n", c[3]));
 }
+
+#[test]
+fn a_crash_between_the_dead_letter_and_event_commits_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::new();
+    for i in 0..50 {
+        text.push_str(&dns_line("f", &format!("r{i}"), "a.example.com"));
+        text.push('\n');
+        if i % 10 == 0 {
+            text.push_str("{\"type\":\"dns\"}\n");
+        }
+    }
+    let file = write(dir.path(), "in.jsonl", text.as_bytes());
+    let lake = dir.path().join("lake");
+    let l = lake.to_str().expect("utf-8");
+    let crashed = Command::new(bin())
+        .args(["ingest", "--lake", l, file.to_str().unwrap()])
+        .env("FNWATCH_FAIL_BETWEEN_COMMITS", "1")
+        .output()
+        .expect("runs");
+    assert!(
+        !crashed.status.success(),
+        "the failpoint aborts the process"
+    );
+    // The dead letters are in, the events are not.
+    assert_eq!(count(&lake, "SELECT count(*) FROM dead_letters"), 5);
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), 0);
+    let again = ingest(&lake, &[&file]);
+    assert!(again.stdout.contains("50 events"), "{}", again.stdout);
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), 50);
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM dead_letters"),
+        5,
+        "no duplicate dead letters"
+    );
+}

@@ -35,6 +35,9 @@ pub struct FileSourceConfig {
     /// Test failpoint: abort the process right after this many commits.
     #[serde(skip)]
     pub fail_after_commits: Option<u64>,
+    /// Test failpoint: abort between the dead-letter and events commits.
+    #[serde(skip)]
+    pub fail_between_commits: bool,
 }
 
 fn default_chunk_bytes() -> usize {
@@ -60,6 +63,7 @@ impl FileSourceConfig {
             limits: Limits::default(),
             write: WriteOptions::default(),
             fail_after_commits: None,
+            fail_between_commits: false,
         }
     }
 }

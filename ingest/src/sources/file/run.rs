@@ -299,6 +299,7 @@ pub async fn ingest_files(
 
     // Writer: puts outputs in order, sorts runs, commits with positions.
     let mut writer = LakeWriter::new(lake, &cfg.write)?;
+    writer.abort_between_commits = cfg.fail_between_commits;
     let mut pool = WriterPool::new(lake, &cfg.write, threads.clamp(1, 4))?;
     let mut pending: BTreeMap<u64, Output> = BTreeMap::new();
     let mut next_seq = 0u64;
