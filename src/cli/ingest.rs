@@ -20,9 +20,10 @@ use super::{human_bytes, thousands};
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Files are JSON Lines (.jsonl, .ndjson, .json), optionally gzip-compressed (.gz);
-every line is one record of the telemetry contract: a native event, several
-events, a JSON array (native events or a Lambda Telemetry API batch), a
-CloudWatch Logs subscription payload, gzip or a KPL aggregate.
+every line is one record of the telemetry contract: a native event, a JSON
+array (native events or a Lambda Telemetry API batch) or a CloudWatch Logs
+subscription payload. (Gzip and KPL-aggregated records, which are binary,
+arrive as Kinesis records.)
 
 Bad records go to the lake's `dead_letters` table with the reason and their
 file and line; the good records beside them are kept. A file whose content is
