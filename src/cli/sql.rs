@@ -10,7 +10,7 @@ use fnwatch_analytics::session::LakeSession;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Tables: events (all event types, partitioned by type and date), dead_letters.
+Tables: events (all event types, partitioned by date), dead_letters.
 Views:  invocations, dns, processes, network, files, api_calls,
         function_configs, logs (defined in queries/views.sql).
 
