@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod output;
+pub mod params;
 pub mod session;
 
 pub use error::{AnalyticsError, Result};

@@ -17,7 +17,10 @@ Views:  invocations, dns, processes, network, files, api_calls,
 Examples:
   fnwatch sql --lake ./lake \"SELECT function, count(*) FROM dns GROUP BY 1 ORDER BY 2 DESC\"
   fnwatch sql --lake ./lake --format csv \"SELECT * FROM processes\" > processes.csv
-  fnwatch sql --lake ./lake --file queries/hunts/rare_domains.sql")]
+  fnwatch sql --lake ./lake --file queries/hunts/rare_domains.sql --param since=-7d
+
+Saved queries declare their parameters in their header as
+`-- @param NAME = DEFAULT  meaning` and use them as ${NAME}.")]
 pub struct SqlArgs {
     /// The lake folder.
     #[arg(long, value_name = "PATH")]
@@ -34,6 +37,30 @@ pub struct SqlArgs {
     /// Write the result to this file instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// A named parameter of the query, `${NAME}` in its text (repeatable).
+    /// Relative times such as -7d or -24h become timestamps.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+/// The query without full-line `--` comments and a final `;`.
+fn strip_comments_and_semicolon(q: &str) -> String {
+    let body: Vec<&str> = q
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    body.join("\n")
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string()
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -60,7 +87,12 @@ pub async fn run(a: SqlArgs) -> anyhow::Result<()> {
             q
         }
     };
-    let query = query.trim().trim_end_matches(';').trim().to_string();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let query = fnwatch_analytics::params::substitute(&query, &a.params, now_us)?;
+    let query = strip_comments_and_semicolon(&query);
     if query.is_empty() {
         bail!("the query is empty");
     }

@@ -46,8 +46,10 @@ fn default_chunk_bytes() -> usize {
 fn default_run_rows() -> usize {
     128 * 1024
 }
+/// Encoded bytes per commit: with two writer lanes, files of about 64 MB, and
+/// memory stays bounded (what a commit covers is held until it lands).
 fn default_commit_bytes() -> usize {
-    256 * 1024 * 1024
+    128 * 1024 * 1024
 }
 
 impl FileSourceConfig {
