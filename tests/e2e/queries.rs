@@ -88,3 +88,48 @@ fn every_hunt_matches_its_golden_result() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn parameters_and_stdin_queries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let file = write(
+        dir.path(),
+        "in.jsonl",
+        format!(
+            "{}\n{}\n",
+            dns_line("f", "r1", "a.example.com"),
+            dns_line("g", "r2", "b.example.com")
+        )
+        .as_bytes(),
+    );
+    ingest(&lake, &[&file]);
+    let l = lake.to_str().expect("utf-8");
+    let q = write(
+        dir.path(),
+        "q.sql",
+        b"-- @param who = f  the function\nSELECT query FROM dns WHERE function = ${who};\n",
+    );
+    let q = q.to_str().expect("utf-8");
+    let r = fnwatch(&["sql", "--lake", l, "--format", "csv", "--file", q]).ok();
+    assert_eq!(r.stdout, "query\na.example.com\n", "the header's default");
+    let r = fnwatch(&[
+        "sql", "--lake", l, "--format", "csv", "--file", q, "--param", "who=g",
+    ])
+    .ok();
+    assert_eq!(r.stdout, "query\nb.example.com\n");
+    let r = fnwatch(&["sql", "--lake", l, "--file", q, "--param", "whom=g"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("parameter `whom` is not used by the query (it takes: who)"),
+        "{}",
+        r.stderr
+    );
+    let r = fnwatch_stdin(
+        &["sql", "--lake", l, "--format", "csv"],
+        b"SELECT count(*) AS n FROM dns",
+    )
+    .ok();
+    assert_eq!(r.stdout, "n\n2\n");
+}
