@@ -240,30 +240,20 @@ pub(crate) fn read_file(
         ($piece:expr) => {{
             let piece: &[u8] = $piece;
             line_no += 1;
-            if let Some((prefix, size)) = oversized.take() {
-                if line_no > resume.skip_through {
-                    send_chunk!();
-                    if tx
-                        .send(Work::Oversized {
-                            seq: next_seq(),
-                            file: file_idx,
-                            line: line_no,
-                            prefix,
-                            size: size + piece.len() as u64,
-                            suppress: line_no <= resume.suppress_dead_through,
-                        })
-                        .is_err()
-                    {
-                        return false;
-                    }
-                }
-                pending.clear();
-            } else if pending.len() + piece.len() > max_line {
-                if line_no > resume.skip_through {
+            // A line over the limit keeps only its first bytes.
+            let too_long = match oversized.take() {
+                Some((prefix, size)) => Some((prefix, size + piece.len() as u64)),
+                None if pending.len() + piece.len() > max_line => {
                     let size = (pending.len() + piece.len()) as u64;
                     let mut prefix = std::mem::take(&mut pending);
                     prefix.extend_from_slice(&piece[..piece.len().min(OVERSIZED_PREFIX)]);
                     prefix.truncate(OVERSIZED_PREFIX);
+                    Some((prefix, size))
+                }
+                None => None,
+            };
+            if let Some((prefix, size)) = too_long {
+                if line_no > resume.skip_through {
                     send_chunk!();
                     if tx
                         .send(Work::Oversized {

@@ -378,30 +378,20 @@ pub async fn ingest_files(
                     break 'outer;
                 }
                 if pool.buffered_bytes() >= cfg.commit_bytes {
-                    match commit(
-                        lake,
-                        &mut writer,
-                        &mut pool,
-                        &mut dead,
-                        &planned,
-                        &mut positions,
-                        &mut done,
-                    )
-                    .await
-                    {
-                        Ok(bytes) => {
-                            report.commits += 1;
-                            report.bytes_written += bytes;
-                            progress.commits.fetch_add(1, Ordering::Relaxed);
-                            if cfg.fail_after_commits == Some(report.commits) {
-                                warn!(commits = report.commits, "failpoint: aborting after commit");
-                                std::process::abort();
-                            }
-                        }
-                        Err(e) => {
-                            result = Err(e);
-                            break 'outer;
-                        }
+                    let mut flush = Flush {
+                        writer: &mut writer,
+                        pool: &mut pool,
+                        dead: &mut dead,
+                        positions: &mut positions,
+                        done: &mut done,
+                    };
+                    if let Err(e) = flush.commit(lake, &planned, &mut report, &progress).await {
+                        result = Err(e);
+                        break 'outer;
+                    }
+                    if cfg.fail_after_commits == Some(report.commits) {
+                        warn!(commits = report.commits, "failpoint: aborting after commit");
+                        std::process::abort();
                     }
                 }
             }
@@ -422,19 +412,14 @@ pub async fn ingest_files(
     }
     pool.submit(run).await?;
     if !positions.is_empty() || !dead.is_empty() {
-        let bytes = commit(
-            lake,
-            &mut writer,
-            &mut pool,
-            &mut dead,
-            &planned,
-            &mut positions,
-            &mut done,
-        )
-        .await?;
-        report.commits += 1;
-        report.bytes_written += bytes;
-        progress.commits.fetch_add(1, Ordering::Relaxed);
+        let mut flush = Flush {
+            writer: &mut writer,
+            pool: &mut pool,
+            dead: &mut dead,
+            positions: &mut positions,
+            done: &mut done,
+        };
+        flush.commit(lake, &planned, &mut report, &progress).await?;
     }
     report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
@@ -456,39 +441,52 @@ fn note_dead_letter(report: &mut IngestReport, dl: &DeadLetter) {
     }
 }
 
-/// Commits everything written so far with the positions it covers. Runs
-/// still in memory must be submitted first: positions cover every row seen.
-async fn commit(
-    lake: &mut Lake,
-    writer: &mut LakeWriter,
-    pool: &mut WriterPool,
-    dead: &mut DeadLettersBuilder,
-    planned: &[Planned],
-    positions: &mut HashMap<usize, u64>,
-    done: &mut HashMap<usize, u64>,
-) -> Result<i64> {
-    if !dead.is_empty() {
-        writer.write_dead_letters(dead.finish()).await?;
+/// What a commit gathers: the writers and what was seen since the last one.
+struct Flush<'a> {
+    writer: &'a mut LakeWriter,
+    pool: &'a mut WriterPool,
+    dead: &'a mut DeadLettersBuilder,
+    positions: &'a mut HashMap<usize, u64>,
+    done: &'a mut HashMap<usize, u64>,
+}
+
+impl Flush<'_> {
+    /// Commits everything written so far with the positions it covers, and
+    /// counts the commit. Runs still in memory must be submitted first:
+    /// positions cover every row seen.
+    async fn commit(
+        &mut self,
+        lake: &mut Lake,
+        planned: &[Planned],
+        report: &mut IngestReport,
+        progress: &IngestProgress,
+    ) -> Result<()> {
+        if !self.dead.is_empty() {
+            self.writer.write_dead_letters(self.dead.finish()).await?;
+        }
+        let mut txns: Vec<(String, i64)> = Vec::new();
+        for (file, lines) in self.positions.drain() {
+            txns.push((file_key(&planned[file].hash), lines as i64));
+        }
+        for (file, lines) in self.done.drain() {
+            txns.push((file_done_key(&planned[file].hash), lines as i64));
+        }
+        let mut meta = serde_json::Map::new();
+        meta.insert("fnwatch.operation".into(), "ingest-files".into());
+        let adds = self.pool.flush().await?;
+        let summary = self.writer.commit(lake, adds, &txns, meta).await?;
+        info!(
+            events_version = ?summary.events_version,
+            dead_letters_version = ?summary.dead_letters_version,
+            files = summary.files_added,
+            bytes = summary.bytes_added,
+            "committed to the lake"
+        );
+        report.commits += 1;
+        report.bytes_written += summary.bytes_added;
+        progress.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
-    let mut txns: Vec<(String, i64)> = Vec::new();
-    for (file, lines) in positions.drain() {
-        txns.push((file_key(&planned[file].hash), lines as i64));
-    }
-    for (file, lines) in done.drain() {
-        txns.push((file_done_key(&planned[file].hash), lines as i64));
-    }
-    let mut meta = serde_json::Map::new();
-    meta.insert("fnwatch.operation".into(), "ingest-files".into());
-    let adds = pool.flush().await?;
-    let summary = writer.commit(lake, adds, &txns, meta).await?;
-    info!(
-        events_version = ?summary.events_version,
-        dead_letters_version = ?summary.dead_letters_version,
-        files = summary.files_added,
-        bytes = summary.bytes_added,
-        "committed to the lake"
-    );
-    Ok(summary.bytes_added)
 }
 
 fn decode_worker(
