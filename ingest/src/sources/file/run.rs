@@ -300,14 +300,17 @@ pub async fn ingest_files(
     // Writer: puts outputs in order, sorts runs, commits with positions.
     let mut writer = LakeWriter::new(lake, &cfg.write)?;
     writer.abort_between_commits = cfg.fail_between_commits;
-    let mut pool = WriterPool::new(lake, &cfg.write, threads.clamp(1, 4))?;
+    let mut flush = Flush {
+        writer,
+        pool: WriterPool::new(lake, &cfg.write, threads.clamp(1, 4))?,
+        dead: DeadLettersBuilder::new(ingested_at),
+        positions: HashMap::new(),
+        done: HashMap::new(),
+    };
     let mut pending: BTreeMap<u64, Output> = BTreeMap::new();
     let mut next_seq = 0u64;
     let mut run: Vec<RecordBatch> = Vec::new();
     let mut run_rows = 0usize;
-    let mut dead = DeadLettersBuilder::new(ingested_at);
-    let mut positions: HashMap<usize, u64> = HashMap::new();
-    let mut done: HashMap<usize, u64> = HashMap::new();
     let mut result: Result<()> = Ok(());
 
     'outer: while let Some(out) = out_rx.recv().await {
@@ -332,13 +335,13 @@ pub async fn ingest_files(
                     report.counts.add(&counts);
                     for dl in dls {
                         note_dead_letter(&mut report, &dl);
-                        dead.push(dl);
+                        flush.dead.push(dl);
                     }
                     if batch.num_rows() > 0 {
                         run_rows += batch.num_rows();
                         run.push(batch);
                     }
-                    positions.insert(file, last_line);
+                    flush.positions.insert(file, last_line);
                 }
                 Output::FileEnd {
                     file,
@@ -360,31 +363,24 @@ pub async fn ingest_files(
                             note_dead_letter(&mut report, &dl);
                             report.counts.dead_letters += 1;
                             progress.dead_letters.fetch_add(1, Ordering::Relaxed);
-                            dead.push(dl);
+                            flush.dead.push(dl);
                         }
                     }
                     let r = &mut report.files[p.report_idx];
                     r.lines = lines;
                     r.error = error;
-                    positions.insert(file, lines);
-                    done.insert(file, lines);
+                    flush.positions.insert(file, lines);
+                    flush.done.insert(file, lines);
                     progress.files_done.fetch_add(1, Ordering::Relaxed);
                 }
             }
             if run_rows >= cfg.run_rows {
                 run_rows = 0;
-                if let Err(e) = pool.submit(std::mem::take(&mut run)).await {
+                if let Err(e) = flush.pool.submit(std::mem::take(&mut run)).await {
                     result = Err(e);
                     break 'outer;
                 }
-                if pool.buffered_bytes() >= cfg.commit_bytes {
-                    let mut flush = Flush {
-                        writer: &mut writer,
-                        pool: &mut pool,
-                        dead: &mut dead,
-                        positions: &mut positions,
-                        done: &mut done,
-                    };
+                if flush.pool.buffered_bytes() >= cfg.commit_bytes {
                     if let Err(e) = flush.commit(lake, &planned, &mut report, &progress).await {
                         result = Err(e);
                         break 'outer;
@@ -410,15 +406,8 @@ pub async fn ingest_files(
             pending.len()
         )));
     }
-    pool.submit(run).await?;
-    if !positions.is_empty() || !dead.is_empty() {
-        let mut flush = Flush {
-            writer: &mut writer,
-            pool: &mut pool,
-            dead: &mut dead,
-            positions: &mut positions,
-            done: &mut done,
-        };
+    flush.pool.submit(run).await?;
+    if !flush.positions.is_empty() || !flush.dead.is_empty() {
         flush.commit(lake, &planned, &mut report, &progress).await?;
     }
     report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
@@ -441,16 +430,17 @@ fn note_dead_letter(report: &mut IngestReport, dl: &DeadLetter) {
     }
 }
 
-/// What a commit gathers: the writers and what was seen since the last one.
-struct Flush<'a> {
-    writer: &'a mut LakeWriter,
-    pool: &'a mut WriterPool,
-    dead: &'a mut DeadLettersBuilder,
-    positions: &'a mut HashMap<usize, u64>,
-    done: &'a mut HashMap<usize, u64>,
+/// What the next commit gathers: the writers, and the dead letters and file
+/// positions seen since the last commit.
+struct Flush {
+    writer: LakeWriter,
+    pool: WriterPool,
+    dead: DeadLettersBuilder,
+    positions: HashMap<usize, u64>,
+    done: HashMap<usize, u64>,
 }
 
-impl Flush<'_> {
+impl Flush {
     /// Commits everything written so far with the positions it covers, and
     /// counts the commit. Runs still in memory must be submitted first:
     /// positions cover every row seen.
