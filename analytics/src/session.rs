@@ -10,7 +10,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use fnwatch_ingest::lake::{DEAD_LETTERS, EVENTS, Lake};
+use fnwatch_ingest::lake::{ALERTS, DEAD_LETTERS, EVENTS, Lake};
 use tracing::debug;
 
 use crate::error::{AnalyticsError, Result};
@@ -58,7 +58,21 @@ impl LakeSession {
                     .unwrap_or(2),
             );
         let ctx = SessionContext::new_with_config(config);
-        for (name, table) in [(EVENTS, &lake.events), (DEAD_LETTERS, &lake.dead_letters)] {
+        let alerts = lake.alerts().await?;
+        let mut tables = vec![(EVENTS, &lake.events), (DEAD_LETTERS, &lake.dead_letters)];
+        if let Some(a) = &alerts {
+            tables.push((ALERTS, a));
+        } else {
+            // No detection has run yet: an empty `alerts`, so saved queries still plan.
+            let empty = datafusion::datasource::MemTable::try_new(
+                fnwatch_ingest::schema::alerts_schema(),
+                vec![vec![]],
+            )
+            .map_err(|e| AnalyticsError::Execution(format!("registering `alerts`: {e}")))?;
+            ctx.register_table(ALERTS, Arc::new(empty))
+                .map_err(|e| AnalyticsError::Execution(format!("registering `alerts`: {e}")))?;
+        }
+        for (name, table) in tables {
             table
                 .update_datafusion_session(&ctx.state())
                 .map_err(|e| AnalyticsError::Execution(format!("registering `{name}`: {e}")))?;
@@ -133,6 +147,21 @@ impl LakeSession {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| sql_error(sql, &e))?;
         Ok(QueryResult { schema, batches })
+    }
+
+    /// Runs a query the caller wrote and streams its batches (for reads too
+    /// large to collect, such as the models' pass over a window).
+    pub async fn stream(
+        &self,
+        sql: &str,
+    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        let df = self.ctx.sql(sql).await.map_err(|e| sql_error(sql, &e))?;
+        df.execute_stream().await.map_err(|e| sql_error(sql, &e))
+    }
+
+    /// Re-wraps an error from a stream returned by [`stream`](Self::stream).
+    pub fn stream_error(sql: &str, e: &DataFusionError) -> AnalyticsError {
+        sql_error(sql, e)
     }
 }
 

@@ -25,8 +25,8 @@ use url::Url;
 
 use crate::error::{IngestError, Result};
 use crate::schema::{
-    DEAD_LETTER_PARTITIONS, EVENTS_PARTITIONS, LAKE_FORMAT_VERSION, dead_letters_schema,
-    events_schema,
+    ALERT_PARTITIONS, DEAD_LETTER_PARTITIONS, EVENTS_PARTITIONS, LAKE_FORMAT_VERSION,
+    alerts_schema, dead_letters_schema, events_schema,
 };
 
 /// Name of the marker file at the lake root.
@@ -34,6 +34,7 @@ pub const MARKER: &str = "_fnwatch.json";
 /// Table names inside a lake.
 pub const EVENTS: &str = "events";
 pub const DEAD_LETTERS: &str = "dead_letters";
+pub const ALERTS: &str = "alerts";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Marker {
@@ -272,6 +273,38 @@ impl Lake {
             .transaction_version(t.log_store().as_ref(), app_id)
             .await
             .map_err(delta_err(table, "read transaction version"))
+    }
+
+    /// The `alerts` table, if detection has written to this lake.
+    pub async fn alerts(&self) -> Result<Option<DeltaTable>> {
+        if !self.root.join(ALERTS).join("_delta_log").is_dir() {
+            return Ok(None);
+        }
+        open_table(&self.root, ALERTS).await.map(Some)
+    }
+
+    /// Appends alerts (a batch of [`alerts_schema`]) in one commit, creating
+    /// the table on first use. The caller removes alerts already stored.
+    pub async fn append_alerts(&self, batch: RecordBatch) -> Result<()> {
+        let mut table = match self.alerts().await? {
+            Some(t) => t,
+            None => create_table(&self.root, ALERTS, &alerts_schema(), &ALERT_PARTITIONS).await?,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut writer = RecordBatchWriter::for_table(&table)
+            .map_err(delta_err(ALERTS, "prepare writer"))?
+            .with_writer_properties(writer_properties(&WriteOptions::default())?);
+        writer
+            .write(batch)
+            .await
+            .map_err(delta_err(ALERTS, "write"))?;
+        writer
+            .flush_and_commit(&mut table)
+            .await
+            .map_err(delta_err(ALERTS, "commit"))?;
+        Ok(())
     }
 
     /// Re-reads both tables' latest versions.

@@ -134,6 +134,32 @@ static DEAD_LETTERS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("time", ts(), false),
+        Field::new("function", DataType::Utf8, false),
+        s("request_id"),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("summary", DataType::Utf8, false),
+        Field::new("evidence", DataType::Utf8, false),
+        Field::new("detected_at", ts(), false),
+        Field::new("model", DataType::Utf8, false),
+        Field::new("date", DataType::Utf8, false),
+    ]))
+});
+
+/// Partition column of the `alerts` table.
+pub const ALERT_PARTITIONS: [&str; 1] = ["date"];
+
+/// Schema of the `alerts` table: the alert contract's fields (`evidence` as
+/// JSON text), when and by which model it was raised, and the day partition.
+pub fn alerts_schema() -> SchemaRef {
+    ALERTS.clone()
+}
+
 /// Schema of the `events` table (partition columns last).
 pub fn events_schema() -> SchemaRef {
     EVENTS.clone()

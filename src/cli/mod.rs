@@ -2,8 +2,12 @@
 
 mod compact;
 mod demo;
+mod detect;
 mod ingest;
+mod simulate;
 mod sql;
+mod train;
+mod window;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -45,7 +49,13 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// Compact the lake's small files into large ones (Delta OPTIMIZE).
     Compact(compact::CompactArgs),
-    /// Ingest the embedded sample telemetry into ./fnwatch-demo/lake and query it.
+    /// Learn each function's normal behaviour from a window of the lake.
+    Train(train::TrainArgs),
+    /// Score a window of the lake against the latest model and write alerts.
+    Detect(detect::DetectArgs),
+    /// Generate realistic telemetry for a fleet, with labelled attack campaigns.
+    Simulate(simulate::SimulateArgs),
+    /// Everything, embedded: simulate a fleet, ingest, train, detect, show the alerts.
     Demo(demo::DemoArgs),
 }
 
@@ -75,6 +85,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Ingest(a) => ingest::run(a).await,
             Command::Sql(a) => sql::run(a).await,
             Command::Compact(a) => compact::run(a).await,
+            Command::Train(a) => train::run(a).await,
+            Command::Detect(a) => detect::run(a).await,
+            Command::Simulate(a) => simulate::run(a).await,
             Command::Demo(a) => demo::run(a).await,
         }
     })

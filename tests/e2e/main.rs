@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod common;
+mod detection;
 mod lake;
 mod queries;
 mod shapes;

@@ -36,6 +36,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         .collect();
     entries.sort();
     for p in entries {
+        // `_name` and `.name` are metadata by convention (labels, markers,
+        // Delta logs, editors' files), not telemetry.
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('_') || n.starts_with('.'));
+        if hidden {
+            continue;
+        }
         if p.is_dir() {
             walk(&p, out)?;
         } else if has_input_extension(&p) {
@@ -46,7 +55,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Expands the inputs: files as given, folders recursively (files with a
-/// telemetry extension, in name order), `-` as standard input spooled to a
+/// telemetry extension, in name order, leaving out names starting with `_` or `.`), `-` as standard input spooled to a
 /// temporary file. Paths that cannot be read are returned as failures.
 pub(crate) fn expand_inputs(
     inputs: &[PathBuf],

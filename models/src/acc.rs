@@ -1,0 +1,180 @@
+//! Per-invocation accumulation: the events of one request, whichever batch
+//! they arrive in, folded into counts and the invocation's own figures.
+
+use std::collections::HashMap;
+
+use crate::numeric::Measures;
+use crate::rows::{Rows, f64_at, i64_at};
+
+/// Invocation outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    #[default]
+    Unknown,
+    Success,
+    Error,
+    Timeout,
+    Crash,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> Status {
+        match s {
+            "success" => Status::Success,
+            "error" | "failure" => Status::Error,
+            "timeout" => Status::Timeout,
+            "crash" => Status::Crash,
+            _ => Status::Unknown,
+        }
+    }
+}
+
+/// What is known of one request.
+#[derive(Debug, Clone, Default)]
+pub struct ReqAcc {
+    pub func: u32,
+    pub request_id: Box<str>,
+    /// Time of the `invocation` event (its end), if one was seen.
+    pub inv_us: Option<i64>,
+    pub duration_ms: f64,
+    pub cpu_ms: Option<f64>,
+    pub max_memory_mb: f64,
+    pub timeout_ms: Option<i64>,
+    pub status: Status,
+    pub cold: bool,
+    /// First and last sensor event (not the invocation itself).
+    pub first_us: Option<i64>,
+    pub last_us: Option<i64>,
+    pub dns: u32,
+    pub txt: u32,
+    pub net: u32,
+    pub proc: u32,
+    pub file: u32,
+    pub api: u32,
+    pub denied: u32,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// A connection to a known peer with nothing received: waiting on it.
+    pub waiting_on: Option<Box<str>>,
+    pub sleep_child: bool,
+}
+
+impl ReqAcc {
+    pub fn measures(&self) -> Measures {
+        Measures {
+            duration_ms: self.duration_ms,
+            cpu_ms: self.cpu_ms,
+            max_memory_mb: self.max_memory_mb,
+            bytes_out: self.bytes_out as f64,
+            bytes_in: self.bytes_in as f64,
+            dns: self.dns as f64,
+            net: self.net as f64,
+            proc: self.proc as f64,
+            file: self.file as f64,
+            api: self.api as f64,
+            cold: self.cold,
+        }
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        self.status == Status::Timeout
+            || self.timeout_ms.is_some_and(|t| {
+                t > 0 && self.duration_ms >= t as f64 * 0.995 && self.status != Status::Success
+            })
+    }
+
+    /// Why a timed-out invocation looks idle (under 3% CPU and no I/O in the
+    /// last 90% of its run; without a CPU figure, no I/O in the last 95%),
+    /// or `None` when it was busy.
+    pub fn idle(&self) -> Option<String> {
+        let end = self.inv_us?;
+        if self.duration_ms <= 0.0 {
+            return None;
+        }
+        let start = end - (self.duration_ms * 1000.0) as i64;
+        let quiet_from = self.last_us.unwrap_or(start).max(start);
+        let quiet_share = ((end - quiet_from) as f64 / (self.duration_ms * 1000.0)).clamp(0.0, 1.0);
+        match self.cpu_ms {
+            Some(cpu) => {
+                let share = cpu / self.duration_ms;
+                (share < 0.03 && quiet_share > 0.9).then(|| {
+                    format!(
+                        "used {:.1}% CPU and did no I/O for the last {:.0}% of its {:.1} s run",
+                        share * 100.0,
+                        quiet_share * 100.0,
+                        self.duration_ms / 1000.0
+                    )
+                })
+            }
+            None => (quiet_share > 0.95).then(|| {
+                format!(
+                    "did no I/O for the last {:.0}% of its {:.1} s run",
+                    quiet_share * 100.0,
+                    self.duration_ms / 1000.0
+                )
+            }),
+        }
+    }
+}
+
+/// All requests of a pass, by request id.
+#[derive(Default)]
+pub struct ReqTable {
+    index: HashMap<Box<str>, u32>,
+    pub reqs: Vec<ReqAcc>,
+}
+
+impl ReqTable {
+    /// The slot of a request, created on first sight.
+    pub fn slot(&mut self, func: u32, request_id: &str) -> u32 {
+        if let Some(&i) = self.index.get(request_id) {
+            return i;
+        }
+        let i = self.reqs.len() as u32;
+        let id: Box<str> = request_id.into();
+        self.reqs.push(ReqAcc {
+            func,
+            request_id: id.clone(),
+            ..ReqAcc::default()
+        });
+        self.index.insert(id, i);
+        i
+    }
+
+    pub fn get_mut(&mut self, i: u32) -> Option<&mut ReqAcc> {
+        self.reqs.get_mut(i as usize)
+    }
+}
+
+/// Folds an `invocation` row into its request.
+pub fn fold_invocation(acc: &mut ReqAcc, rows: &Rows<'_>, i: usize, time_us: i64) {
+    // Two reports of one invocation (sensor and logs): keep the richer figures.
+    acc.inv_us = Some(acc.inv_us.map_or(time_us, |t| t.max(time_us)));
+    if let Some(d) = f64_at(rows.duration_ms, i) {
+        acc.duration_ms = acc.duration_ms.max(d);
+    }
+    if let Some(c) = f64_at(rows.cpu_ms, i) {
+        acc.cpu_ms = Some(c);
+    }
+    if let Some(m) = i64_at(rows.max_memory_mb, i) {
+        acc.max_memory_mb = acc.max_memory_mb.max(m as f64);
+    }
+    if let Some(t) = i64_at(rows.timeout_ms, i) {
+        acc.timeout_ms = Some(t);
+    }
+    if let Some(s) = rows.status.get(i) {
+        let s = Status::parse(s);
+        if acc.status == Status::Unknown || s == Status::Timeout {
+            acc.status = s;
+        }
+    }
+    if f64_at(rows.init_ms, i).is_some() {
+        acc.cold = true;
+    }
+}
+
+/// Notes a sensor event's time.
+pub fn touch(acc: &mut ReqAcc, time_us: i64) {
+    acc.first_us = Some(acc.first_us.map_or(time_us, |t| t.min(time_us)));
+    acc.last_us = Some(acc.last_us.map_or(time_us, |t| t.max(time_us)));
+}

@@ -1,0 +1,1316 @@
+//! Detection: score a window of events against a [`Model`] and produce
+//! alerts, at most one per (request, kind).
+//!
+//! Each event is compared with its function's profile as it streams by;
+//! what needs the whole invocation (numbers, timeouts, lookup volume, denied
+//! bursts) or the whole window (how widespread a new thing is after a
+//! deploy, timeout waves across functions) is settled in [`Detector::finish`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use arrow::array::RecordBatch;
+use serde_json::{Value, json};
+
+use crate::acc::{ReqTable, fold_invocation, touch};
+use crate::alert::{Alert, Kind, Severity, alert_id, rfc3339_us};
+use crate::error::Result;
+use crate::injection::{self, Strength};
+use crate::model::{FunctionProfile, Model};
+use crate::names;
+use crate::rows::{Rows, command_args, f64_at, i32_at, i64_at};
+use crate::train::{is_denied, op_class};
+
+/// A finding before the window-wide adjustments.
+struct Cand {
+    req: u32,
+    kind: Kind,
+    severity: Severity,
+    within: f64,
+    time_us: i64,
+    summary: String,
+    evidence: Value,
+    /// The new thing, for "widespread after a deploy" downgrades; `None`
+    /// for findings that stay whatever the deploy history.
+    novelty: Option<String>,
+}
+
+/// A raw-IP connection waiting for the window's lookups to name it.
+struct Deferred {
+    req: u32,
+    time_us: i64,
+    ip: String,
+    port: i32,
+    protocol: String,
+    bytes_out: i64,
+}
+
+/// Per function, in the window.
+#[derive(Default)]
+struct FnWindow {
+    deploy_us: Option<i64>,
+    deploy_what: String,
+    permissions: Option<(i64, Vec<String>)>,
+    used: BTreeSet<String>,
+    ip_names: HashMap<String, String>,
+}
+
+/// Scores batches of `events` against a model.
+pub struct Detector<'m> {
+    model: &'m Model,
+    names: HashMap<String, u32>,
+    fn_names: Vec<String>,
+    profiles: Vec<Option<&'m FunctionProfile>>,
+    window: Vec<FnWindow>,
+    reqs: ReqTable,
+    cands: Vec<Cand>,
+    novelties: HashMap<(u32, String), (HashSet<u32>, i64)>,
+    deferred: Vec<Deferred>,
+    events: u64,
+}
+
+/// What detection found, with counts for the summary.
+pub struct Detection {
+    pub alerts: Vec<Alert>,
+    pub invocations: u64,
+    pub events: u64,
+    pub unknown_functions: Vec<String>,
+}
+
+const EMPTY: &FunctionProfile = &FunctionProfile {
+    invocations: 0,
+    timeouts: 0,
+    idle_timeouts: 0,
+    errors: 0,
+    cold_starts: 0,
+    versions: BTreeSet::new(),
+    code_sha256: BTreeSet::new(),
+    permissions: Vec::new(),
+    role_arn: None,
+    dns_names: BTreeMap::new(),
+    dns_sites: BTreeMap::new(),
+    dns_max_per_invocation: 0,
+    txt_max_per_invocation: 0,
+    dns_tunnel_like: 0,
+    resolved_prefixes: BTreeSet::new(),
+    exes: BTreeMap::new(),
+    arg_shapes: BTreeMap::new(),
+    peers: BTreeMap::new(),
+    peer_sites: BTreeMap::new(),
+    raw_prefixes: BTreeSet::new(),
+    ports: BTreeMap::new(),
+    max_bytes_out: 0,
+    file_dirs: BTreeMap::new(),
+    sensitive_paths: BTreeSet::new(),
+    api_actions: BTreeMap::new(),
+    api_services: BTreeSet::new(),
+    denied_max_per_invocation: 0,
+    injection_paths: BTreeMap::new(),
+    event_samples: 0,
+    numeric: None,
+};
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn top_keys<V>(m: &BTreeMap<String, V>, n: usize) -> Vec<String>
+where
+    V: Copy + Ord,
+{
+    let mut v: Vec<(&String, V)> = m.iter().map(|(k, v)| (k, *v)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.into_iter().take(n).map(|(k, _)| k.clone()).collect()
+}
+
+impl<'m> Detector<'m> {
+    pub fn new(model: &'m Model) -> Detector<'m> {
+        Detector {
+            model,
+            names: HashMap::new(),
+            fn_names: Vec::new(),
+            profiles: Vec::new(),
+            window: Vec::new(),
+            reqs: ReqTable::default(),
+            cands: Vec::new(),
+            novelties: HashMap::new(),
+            deferred: Vec::new(),
+            events: 0,
+        }
+    }
+
+    /// Events scored so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    fn func(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.names.get(name) {
+            return i;
+        }
+        let i = self.fn_names.len() as u32;
+        self.names.insert(name.to_string(), i);
+        self.fn_names.push(name.to_string());
+        self.profiles.push(self.model.functions.get(name));
+        self.window.push(FnWindow::default());
+        i
+    }
+
+    fn cand(&mut self, c: Cand) {
+        if let Some(key) = &c.novelty {
+            let f = self
+                .reqs
+                .reqs
+                .get(c.req as usize)
+                .map(|r| r.func)
+                .unwrap_or(0);
+            let e = self
+                .novelties
+                .entry((f, format!("{}|{key}", c.kind)))
+                .or_insert_with(|| (HashSet::new(), c.time_us));
+            e.0.insert(c.req);
+            e.1 = e.1.min(c.time_us);
+        }
+        self.cands.push(c);
+    }
+
+    /// Scores one batch.
+    pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = Rows::new(batch)?;
+        for i in 0..rows.len {
+            self.add_row(&rows, i);
+        }
+        self.events += rows.len as u64;
+        Ok(())
+    }
+
+    fn add_row(&mut self, rows: &Rows<'_>, i: usize) {
+        let (Some(kind), Some(function)) = (rows.kind.get(i), rows.function.get(i)) else {
+            return;
+        };
+        let f = self.func(function);
+        let t = rows.time.value(i);
+        let p: &'m FunctionProfile = self.profiles[f as usize].unwrap_or(EMPTY);
+        if kind == "function_config" {
+            let w = &mut self.window[f as usize];
+            let new_code = rows
+                .code_sha256
+                .get(i)
+                .is_some_and(|c| !p.code_sha256.contains(c));
+            let new_version = rows.version.get(i).is_some_and(|v| !p.versions.contains(v));
+            if (new_code || new_version) && w.deploy_us.is_none_or(|d| t < d) {
+                w.deploy_us = Some(t);
+                w.deploy_what = match rows.version.get(i) {
+                    Some(v) => format!("version {v}"),
+                    None => "new code".to_string(),
+                };
+            }
+            let perms = rows.permissions.get(i);
+            if !perms.is_empty() && w.permissions.as_ref().is_none_or(|(pt, _)| t >= *pt) {
+                w.permissions = Some((t, perms.iter().map(|s| s.to_string()).collect()));
+            }
+            return;
+        }
+        let Some(request_id) = rows.request_id.get(i) else {
+            return;
+        };
+        let req = self.reqs.slot(f, request_id);
+        match kind {
+            "invocation" => self.invocation(rows, i, f, req, t, p),
+            "dns" => self.dns(rows, i, f, req, t, p),
+            "process" => self.process(rows, i, req, t, p),
+            "network" => self.network(rows, i, f, req, t, p),
+            "file" => self.file(rows, i, req, t, p),
+            "api_call" => self.api(rows, i, f, req, t, p),
+            _ => {}
+        }
+    }
+
+    fn invocation(
+        &mut self,
+        rows: &Rows<'_>,
+        i: usize,
+        f: u32,
+        req: u32,
+        t: i64,
+        p: &FunctionProfile,
+    ) {
+        if let Some(acc) = self.reqs.get_mut(req) {
+            fold_invocation(acc, rows, i, t);
+        }
+        if let Some(v) = rows.version.get(i)
+            && !p.versions.is_empty()
+            && !p.versions.contains(v)
+        {
+            let w = &mut self.window[f as usize];
+            if w.deploy_us.is_none_or(|d| t < d) {
+                w.deploy_us =
+                    Some(t - (f64_at(rows.duration_ms, i).unwrap_or(0.0) * 1000.0) as i64);
+                w.deploy_what = format!("version {v}");
+            }
+        }
+        let Some(ev) = rows.event.get(i) else { return };
+        let findings = injection::scan_event(ev);
+        let Some(best) = findings.iter().max_by(|a, b| {
+            let na = self.injection_normal(p, a.class.as_str(), &a.path);
+            let nb = self.injection_normal(p, b.class.as_str(), &b.path);
+            (!na, a.strength).cmp(&(!nb, b.strength))
+        }) else {
+            return;
+        };
+        let normal = self.injection_normal(p, best.class.as_str(), &best.path);
+        let (severity, within, why) = if normal {
+            (
+                Severity::Low,
+                0.3,
+                format!(
+                    "but this field carried {} text in {} of its training events",
+                    best.class.label(),
+                    p.injection_paths
+                        .get(&format!("{}|{}", best.class.as_str(), best.path))
+                        .copied()
+                        .unwrap_or(0)
+                ),
+            )
+        } else if best.strength == Strength::Strong {
+            (
+                Severity::High,
+                0.8,
+                "never seen in this function's events".to_string(),
+            )
+        } else {
+            (
+                Severity::Low,
+                0.5,
+                "a weak match, never seen in this function's events".to_string(),
+            )
+        };
+        let field = if best.path.is_empty() {
+            "the event".to_string()
+        } else {
+            format!("field `{}`", best.path)
+        };
+        let summary = format!(
+            "{} was invoked with a {} injection payload in {field}: {why}",
+            self.fn_names[f as usize],
+            best.class.label(),
+        );
+        let evidence = json!({
+            "class": best.class.as_str(),
+            "strength": if best.strength == Strength::Strong { "strong" } else { "weak" },
+            "field": best.path,
+            "fingerprint": best.fingerprint,
+            "excerpt": best.excerpt,
+            "other_findings": findings.len() - 1,
+            "baseline": {
+                "event_samples": p.event_samples,
+                "same_class_in_field": p.injection_paths
+                    .get(&format!("{}|{}", best.class.as_str(), best.path)).copied().unwrap_or(0),
+            }
+        });
+        self.cand(Cand {
+            req,
+            kind: Kind::EventInjection,
+            severity,
+            within,
+            time_us: t,
+            summary,
+            evidence,
+            novelty: None,
+        });
+    }
+
+    fn injection_normal(&self, p: &FunctionProfile, class: &str, path: &str) -> bool {
+        let n = p
+            .injection_paths
+            .get(&format!("{class}|{path}"))
+            .copied()
+            .unwrap_or(0);
+        n >= 3 && (n as f64) >= 0.002 * p.event_samples as f64
+    }
+
+    fn dns(&mut self, rows: &Rows<'_>, i: usize, f: u32, req: u32, t: i64, p: &FunctionProfile) {
+        let answers = rows.answers.get(i);
+        let Some(q) = rows.query.get(i) else { return };
+        if let Some(acc) = self.reqs.get_mut(req) {
+            touch(acc, t);
+            acc.dns += 1;
+            if rows.qtype.get(i) == Some("TXT") {
+                acc.txt += 1;
+            }
+        }
+        let w = &mut self.window[f as usize];
+        if w.ip_names.len() < 100_000 {
+            for a in &answers {
+                if names::is_ip(a) && !w.ip_names.contains_key(*a) {
+                    w.ip_names.insert(a.to_string(), q.to_string());
+                }
+            }
+        }
+        let shape = names::dns_shape(q);
+        if p.dns_names.contains_key(&shape) {
+            return;
+        }
+        let site = names::site(q);
+        let tunnel = names::tunnel_like(q);
+        let site_known = p.dns_sites.contains_key(&site);
+        let fleet = self.model.fleet_users(&site);
+        let fname = &self.fn_names[f as usize];
+        let (label, entropy) = names::longest_label(q);
+        let (severity, within, why, novelty) = if tunnel && !site_known {
+            (
+                Severity::High,
+                0.9,
+                format!(
+                    "a {}-character label of entropy {entropy:.1} bits under {site}, which it never resolves: tunnelling-like",
+                    label.len()
+                ),
+                None,
+            )
+        } else if tunnel {
+            (
+                Severity::Low,
+                0.5,
+                format!("a long random-looking label under {site}, a site it resolves"),
+                Some(site.clone()),
+            )
+        } else if site_known {
+            (
+                Severity::Low,
+                0.2,
+                format!("a new name under {site}, a site it resolves"),
+                Some(site.clone()),
+            )
+        } else if fleet > 0 {
+            (
+                Severity::Medium,
+                0.5,
+                format!(
+                    "{site} is new for this function (it resolves {}), though {} in the fleet resolve it",
+                    plural(p.dns_sites.len(), "site", "sites"),
+                    plural(fleet as usize, "other function", "other functions")
+                ),
+                Some(site.clone()),
+            )
+        } else {
+            (
+                Severity::High,
+                0.6,
+                format!(
+                    "{site} was never resolved by this function (it resolves {}) nor by any function in the fleet",
+                    plural(p.dns_sites.len(), "site", "sites")
+                ),
+                Some(site.clone()),
+            )
+        };
+        let summary = format!("{fname} resolved {q}: {why}");
+        let evidence = json!({
+            "query": q,
+            "qtype": rows.qtype.get(i),
+            "rcode": rows.rcode.get(i),
+            "answers": answers,
+            "site": site,
+            "name_shape": shape,
+            "longest_label": label.len(),
+            "label_entropy": (entropy * 100.0).round() / 100.0,
+            "baseline": {
+                "known_sites": p.dns_sites.len(),
+                "top_sites": top_keys(&p.dns_sites, 5),
+                "functions_resolving_site": fleet,
+            }
+        });
+        self.cand(Cand {
+            req,
+            kind: Kind::UnusualDns,
+            severity,
+            within,
+            time_us: t,
+            summary,
+            evidence,
+            novelty,
+        });
+    }
+
+    fn process(&mut self, rows: &Rows<'_>, i: usize, req: u32, t: i64, p: &FunctionProfile) {
+        let Some(exe) = rows.exe.get(i) else { return };
+        let args = command_args(rows, i);
+        let base = exe.rsplit('/').next().unwrap_or(exe);
+        let sleepy = base == "sleep" || args.iter().any(|a| a.contains("sleep "));
+        let func = match self.reqs.get_mut(req) {
+            Some(acc) => {
+                touch(acc, t);
+                acc.proc += 1;
+                acc.sleep_child |= sleepy;
+                acc.func
+            }
+            None => return,
+        };
+        let shape = names::exe_shape(exe);
+        let args_shape = format!("{shape} {}", names::args_shape(&args));
+        let known_exe = p.exes.contains_key(&shape);
+        if known_exe && p.arg_shapes.contains_key(&args_shape) {
+            return;
+        }
+        let risky = names::risky_exe(exe) || names::risky_args(&args);
+        let cmd: String = if args.is_empty() {
+            exe.to_string()
+        } else {
+            args.join(" ")
+        };
+        let cmd_short: String = cmd.chars().take(300).collect();
+        let (severity, within, why, novelty) = if !known_exe && !p.spawns() {
+            let n = if risky { None } else { Some(shape.clone()) };
+            (
+                Severity::High,
+                0.8,
+                "it never starts any process".to_string(),
+                n,
+            )
+        } else if !known_exe && risky {
+            (
+                Severity::High,
+                0.7,
+                format!("it only ever starts {}", top_keys(&p.exes, 3).join(", ")),
+                None,
+            )
+        } else if !known_exe {
+            (
+                Severity::Medium,
+                0.5,
+                format!("it only ever starts {}", top_keys(&p.exes, 3).join(", ")),
+                Some(shape.clone()),
+            )
+        } else if risky {
+            (
+                Severity::Medium,
+                0.6,
+                "a known program with shell or download arguments it never uses".to_string(),
+                None,
+            )
+        } else {
+            (
+                Severity::Low,
+                0.3,
+                "a known program with an argument pattern not seen before".to_string(),
+                Some(args_shape.clone()),
+            )
+        };
+        let fname = &self.fn_names[func as usize];
+        let summary = format!(
+            "{fname} started `{}`: {why}",
+            cmd_short.chars().take(120).collect::<String>()
+        );
+        let evidence = json!({
+            "exe": exe,
+            "cmdline": cmd_short,
+            "parent_exe": rows.parent_exe.get(i),
+            "baseline": {
+                "spawns": p.spawns(),
+                "known_executables": top_keys(&p.exes, 5),
+                "known_argument_patterns": p.arg_shapes.len(),
+            }
+        });
+        self.cand(Cand {
+            req,
+            kind: Kind::UnexpectedProcess,
+            severity,
+            within,
+            time_us: t,
+            summary,
+            evidence,
+            novelty,
+        });
+    }
+
+    fn network(
+        &mut self,
+        rows: &Rows<'_>,
+        i: usize,
+        f: u32,
+        req: u32,
+        t: i64,
+        p: &FunctionProfile,
+    ) {
+        let port = i32_at(rows.remote_port, i).unwrap_or(0);
+        let bytes_out = i64_at(rows.bytes_out, i).unwrap_or(0).max(0);
+        let bytes_in = i64_at(rows.bytes_in, i);
+        let inbound = rows.direction.get(i) == Some("inbound");
+        let ip = rows.remote_ip.get(i).unwrap_or("");
+        let named = rows
+            .remote_host
+            .get(i)
+            .filter(|h| !h.is_empty() && !names::is_ip(h))
+            .map(str::to_string)
+            .or_else(|| self.window[f as usize].ip_names.get(ip).cloned());
+        if let Some(acc) = self.reqs.get_mut(req) {
+            touch(acc, t);
+            acc.net += 1;
+            acc.bytes_out += bytes_out as u64;
+            acc.bytes_in += bytes_in.unwrap_or(0).max(0) as u64;
+        }
+        if inbound {
+            return;
+        }
+        match named {
+            Some(host) => self.peer(req, f, t, &host, ip, port, bytes_out, bytes_in, p),
+            None => self.deferred.push(Deferred {
+                req,
+                time_us: t,
+                ip: ip.to_string(),
+                port,
+                protocol: rows.protocol.get(i).unwrap_or("tcp").to_string(),
+                bytes_out,
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn peer(
+        &mut self,
+        req: u32,
+        f: u32,
+        t: i64,
+        host: &str,
+        ip: &str,
+        port: i32,
+        bytes_out: i64,
+        bytes_in: Option<i64>,
+        p: &FunctionProfile,
+    ) {
+        let shape = names::dns_shape(host);
+        let site = names::site(host);
+        let known_host = p.peers.contains_key(&format!("{shape}|{port}"));
+        let known_site_port = p.peer_sites.contains_key(&format!("{site}|{port}"));
+        if bytes_in.unwrap_or(0) == 0
+            && let Some(acc) = self.reqs.get_mut(req)
+        {
+            acc.waiting_on = Some(host.into());
+        }
+        if known_host {
+            return;
+        }
+        let site_known = p
+            .peer_sites
+            .keys()
+            .any(|k| k.rsplit_once('|').is_some_and(|(s, _)| s == site))
+            || p.dns_sites.contains_key(&site);
+        let fleet = self.model.fleet_users(&site);
+        let (severity, within, why, novelty) = if names::suspicious_port(port) {
+            (
+                Severity::High,
+                0.8,
+                format!("port {port} is typical of miners and shells, and new for it"),
+                None,
+            )
+        } else if known_site_port {
+            (
+                Severity::Low,
+                0.2,
+                format!("a new host of {site}, which it talks to"),
+                Some(format!("{site}|{port}")),
+            )
+        } else if site_known {
+            (
+                Severity::Low,
+                0.35,
+                format!("{site} is a known peer, but not on port {port}"),
+                Some(format!("{site}|{port}")),
+            )
+        } else if fleet > 0 {
+            (
+                Severity::Medium,
+                0.5,
+                format!(
+                    "{site} is not among its {} (other functions use it)",
+                    plural(p.peer_sites.len(), "peer", "peers")
+                ),
+                Some(format!("{site}|{port}")),
+            )
+        } else {
+            (
+                Severity::High,
+                0.55,
+                format!(
+                    "{site} is not among its {} and no function in the fleet talks to it",
+                    plural(p.peer_sites.len(), "peer", "peers")
+                ),
+                Some(format!("{site}|{port}")),
+            )
+        };
+        let summary = format!(
+            "{} connected to {host}:{port}: {why}",
+            self.fn_names[f as usize]
+        );
+        let evidence = json!({
+            "remote_host": host,
+            "remote_ip": ip,
+            "remote_port": port,
+            "bytes_out": bytes_out,
+            "site": site,
+            "baseline": {
+                "known_peers": top_keys(&p.peer_sites, 6),
+                "functions_resolving_site": fleet,
+            }
+        });
+        self.cand(Cand {
+            req,
+            kind: Kind::UnknownHost,
+            severity,
+            within,
+            time_us: t,
+            summary,
+            evidence,
+            novelty,
+        });
+    }
+
+    fn raw_ip(&mut self, d: Deferred, p: &FunctionProfile) {
+        let Some(f) = self.reqs.reqs.get(d.req as usize).map(|r| r.func) else {
+            return;
+        };
+        if let Some(host) = self.window[f as usize].ip_names.get(&d.ip).cloned() {
+            self.peer(
+                d.req,
+                f,
+                d.time_us,
+                &host,
+                &d.ip,
+                d.port,
+                d.bytes_out,
+                None,
+                p,
+            );
+            return;
+        }
+        let prefix = names::ip_prefix(&d.ip);
+        if p.raw_prefixes.contains(&prefix) || p.resolved_prefixes.contains(&prefix) {
+            return;
+        }
+        let private = names::is_private_ip(&d.ip);
+        let (severity, within, why, novelty) = if private {
+            (
+                Severity::Low,
+                0.3,
+                "a private address outside its usual networks".to_string(),
+                Some(prefix.clone()),
+            )
+        } else if d.bytes_out > 1024 || names::suspicious_port(d.port) {
+            (
+                Severity::High,
+                0.85,
+                format!(
+                    "a public address it never looked up, sending {} bytes",
+                    d.bytes_out
+                ),
+                None,
+            )
+        } else {
+            (
+                Severity::High,
+                0.75,
+                "a public address it never looked up".to_string(),
+                None,
+            )
+        };
+        let summary = format!(
+            "{} connected to raw IP {}:{} ({}): {why}",
+            self.fn_names[f as usize], d.ip, d.port, d.protocol
+        );
+        let evidence = json!({
+            "remote_ip": d.ip,
+            "remote_port": d.port,
+            "protocol": d.protocol,
+            "bytes_out": d.bytes_out,
+            "prior_lookup": false,
+            "baseline": {
+                "raw_ip_networks": p.raw_prefixes.len(),
+                "known_peers": top_keys(&p.peer_sites, 6),
+            }
+        });
+        self.cand(Cand {
+            req: d.req,
+            kind: Kind::UnknownHost,
+            severity,
+            within,
+            time_us: d.time_us,
+            summary,
+            evidence,
+            novelty,
+        });
+    }
+
+    fn file(&mut self, rows: &Rows<'_>, i: usize, req: u32, t: i64, p: &FunctionProfile) {
+        let Some(path) = rows.path.get(i) else { return };
+        let func = match self.reqs.get_mut(req) {
+            Some(acc) => {
+                touch(acc, t);
+                acc.file += 1;
+                acc.func
+            }
+            None => return,
+        };
+        let op = rows.op.get(i).unwrap_or("read");
+        let class = op_class(Some(op));
+        let sensitive = names::sensitive_path(path);
+        let shape = names::path_shape(path);
+        let dir = names::dir_of(&shape, 3);
+        let known_dir = p.file_dirs.contains_key(&format!("{dir}|{class}"));
+        let (severity, within, why, novelty) = match sensitive {
+            Some(what) if !p.sensitive_paths.contains(path) => (
+                Severity::High,
+                0.85,
+                format!("{what}, which it never touches"),
+                None,
+            ),
+            Some(_) => return,
+            None if known_dir => return,
+            None if class == "exec"
+                || (op == "chmod" && (dir.starts_with("/tmp") || dir.starts_with("/dev/shm"))) =>
+            {
+                (
+                    Severity::High,
+                    0.7,
+                    format!("it never {op}s files under {dir}"),
+                    None,
+                )
+            }
+            None if class == "write" => (
+                Severity::Medium,
+                0.4,
+                format!("it never writes under {dir}"),
+                Some(format!("{dir}|{class}")),
+            ),
+            None => (
+                Severity::Low,
+                0.3,
+                format!("it never reads under {dir}"),
+                Some(format!("{dir}|{class}")),
+            ),
+        };
+        let summary = format!(
+            "{} did `{op}` on {path}: {why}",
+            self.fn_names[func as usize]
+        );
+        let mut dirs: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, v) in &p.file_dirs {
+            *dirs
+                .entry(k.split('|').next().unwrap_or("").to_string())
+                .or_insert(0) += v;
+        }
+        let evidence = json!({
+            "path": path,
+            "op": op,
+            "path_shape": shape,
+            "baseline": { "known_directories": top_keys(&dirs, 6) }
+        });
+        self.cand(Cand {
+            req,
+            kind: Kind::UnusualFileAccess,
+            severity,
+            within,
+            time_us: t,
+            summary,
+            evidence,
+            novelty,
+        });
+    }
+
+    fn api(&mut self, rows: &Rows<'_>, i: usize, f: u32, req: u32, t: i64, p: &FunctionProfile) {
+        let (Some(service), Some(action)) = (rows.service.get(i), rows.action.get(i)) else {
+            return;
+        };
+        let denied = rows.error_code.get(i).is_some_and(is_denied);
+        if let Some(acc) = self.reqs.get_mut(req) {
+            touch(acc, t);
+            acc.api += 1;
+            if denied {
+                acc.denied += 1;
+            }
+        }
+        let key = format!("{service}:{action}");
+        if !denied {
+            let w = &mut self.window[f as usize];
+            if !w.used.contains(&key) {
+                w.used.insert(key.clone());
+            }
+        }
+        if p.api_actions.contains_key(&key) {
+            return;
+        }
+        let sensitive = names::sensitive_action(service, action);
+        let new_service = !p.api_services.contains(service);
+        let (severity, within, why, novelty) = if sensitive {
+            (
+                Severity::High,
+                0.8,
+                "a reconnaissance or privilege action it never calls".to_string(),
+                None,
+            )
+        } else if new_service {
+            (
+                Severity::Medium,
+                0.6,
+                format!("it never calls {service}"),
+                Some(key.clone()),
+            )
+        } else {
+            (
+                Severity::Medium,
+                0.4,
+                format!("it calls {service} but never {action}"),
+                Some(key.clone()),
+            )
+        };
+        let summary = format!(
+            "{} called {key}{}: {why}",
+            self.fn_names[f as usize],
+            if denied { " and was denied" } else { "" }
+        );
+        let evidence = json!({
+            "service": service,
+            "action": action,
+            "resource": rows.resource.get(i),
+            "error_code": rows.error_code.get(i),
+            "baseline": {
+                "known_actions": top_keys(&p.api_actions, 8),
+                "granted": p.permissions,
+            }
+        });
+        self.cand(Cand {
+            req,
+            kind: Kind::UnusualApiCall,
+            severity,
+            within,
+            time_us: t,
+            summary,
+            evidence,
+            novelty,
+        });
+    }
+
+    /// Settles what needs whole invocations and the whole window.
+    pub fn finish(mut self) -> Detection {
+        // Raw-IP connections, now that every lookup of the window is known.
+        let deferred = std::mem::take(&mut self.deferred);
+        for d in deferred {
+            let f = self
+                .reqs
+                .reqs
+                .get(d.req as usize)
+                .map(|r| r.func)
+                .unwrap_or(0);
+            let p: &'m FunctionProfile = self
+                .profiles
+                .get(f as usize)
+                .copied()
+                .flatten()
+                .unwrap_or(EMPTY);
+            self.raw_ip(d, p);
+        }
+        // Timeout waves: (peer, 15-minute bucket) -> functions timing out waiting on it.
+        let mut waves: HashMap<(&str, i64), HashSet<u32>> = HashMap::new();
+        for acc in &self.reqs.reqs {
+            if let (Some(host), Some(t)) = (acc.waiting_on.as_deref(), acc.inv_us)
+                && acc.is_timeout()
+            {
+                waves
+                    .entry((host, t / 900_000_000))
+                    .or_default()
+                    .insert(acc.func);
+            }
+        }
+        let wave_size = |host: &str, t: i64| -> usize {
+            let b = t / 900_000_000;
+            let mut fs: HashSet<u32> = HashSet::new();
+            for bb in [b - 1, b, b + 1] {
+                if let Some(s) = waves.get(&(host, bb)) {
+                    fs.extend(s.iter().copied());
+                }
+            }
+            fs.len()
+        };
+        let mut post_deploy: Vec<u64> = vec![0; self.fn_names.len()];
+        let mut invocations = 0u64;
+        let mut extra: Vec<Cand> = Vec::new();
+        for (ri, acc) in self.reqs.reqs.iter().enumerate() {
+            let Some(t) = acc.inv_us else { continue };
+            invocations += 1;
+            let f = acc.func as usize;
+            if self.window[f].deploy_us.is_some_and(|d| t >= d) {
+                post_deploy[f] += 1;
+            }
+            let p: &FunctionProfile = self.profiles[f].unwrap_or(EMPTY);
+            let fname = &self.fn_names[f];
+            let req = ri as u32;
+            // Lookup volume and TXT bursts.
+            let dns_cap = (p.dns_max_per_invocation.max(4) * 3) as u32;
+            let txt_cap = (p.txt_max_per_invocation.max(2) * 3) as u32;
+            if acc.dns > dns_cap || acc.txt > txt_cap {
+                extra.push(Cand {
+                    req,
+                    kind: Kind::UnusualDns,
+                    severity: Severity::High,
+                    within: 0.7,
+                    time_us: t,
+                    summary: format!(
+                        "{fname} made {} DNS lookups ({} TXT) in one invocation; its most in training was {} ({} TXT): a burst like DNS tunnelling",
+                        acc.dns, acc.txt, p.dns_max_per_invocation, p.txt_max_per_invocation
+                    ),
+                    evidence: json!({"lookups": acc.dns, "txt_lookups": acc.txt,
+                        "baseline": {"max_lookups_per_invocation": p.dns_max_per_invocation,
+                                     "max_txt_per_invocation": p.txt_max_per_invocation}}),
+                    novelty: None,
+                });
+            }
+            // Denied bursts.
+            if acc.denied >= 3 && acc.denied as u64 > p.denied_max_per_invocation.saturating_mul(2)
+            {
+                extra.push(Cand {
+                    req,
+                    kind: Kind::UnusualApiCall,
+                    severity: Severity::High,
+                    within: 0.75,
+                    time_us: t,
+                    summary: format!(
+                        "{fname} had {} cloud API calls denied in one invocation; its most in training was {}",
+                        acc.denied, p.denied_max_per_invocation
+                    ),
+                    evidence: json!({"denied_calls": acc.denied, "api_calls": acc.api,
+                        "baseline": {"max_denied_per_invocation": p.denied_max_per_invocation}}),
+                    novelty: None,
+                });
+            }
+            // Timeouts.
+            if acc.is_timeout() {
+                if let Some(idle) = acc
+                    .idle()
+                    .or_else(|| acc.sleep_child.then(|| "ran a `sleep` child".to_string()))
+                {
+                    let normal_idle = p.timeouts >= 5 && p.idle_timeouts * 3 >= p.timeouts;
+                    let waiting = acc.waiting_on.as_deref().map(|h| (h, wave_size(h, t)));
+                    let (severity, within, why) = if let Some((host, n)) =
+                        waiting.filter(|(_, n)| *n >= 3)
+                    {
+                        (
+                            Severity::Low,
+                            0.3,
+                            format!(
+                                "it was waiting on {host}, where {n} functions timed out together: an outage"
+                            ),
+                        )
+                    } else if acc.sleep_child {
+                        (
+                            Severity::High,
+                            0.9,
+                            "it ran a `sleep` child process".to_string(),
+                        )
+                    } else if let Some((host, _)) = waiting.filter(|(h, _)| {
+                        p.peers
+                            .keys()
+                            .any(|k| k.split('|').next() == Some(&names::dns_shape(h)))
+                    }) {
+                        (
+                            Severity::Low,
+                            0.4,
+                            format!("it was waiting on {host}, a known peer"),
+                        )
+                    } else if normal_idle {
+                        (
+                            Severity::Low,
+                            0.3,
+                            format!(
+                                "but {} of its {} training timeouts were idle too",
+                                p.idle_timeouts, p.timeouts
+                            ),
+                        )
+                    } else {
+                        (
+                            Severity::High,
+                            0.75,
+                            format!(
+                                "{} of its {} training timeouts looked like that",
+                                p.idle_timeouts, p.timeouts
+                            ),
+                        )
+                    };
+                    extra.push(Cand {
+                        req,
+                        kind: Kind::SleepTimeout,
+                        severity,
+                        within,
+                        time_us: t,
+                        summary: format!("{fname} timed out after it {idle}; {why}"),
+                        evidence: json!({
+                            "duration_ms": acc.duration_ms,
+                            "timeout_ms": acc.timeout_ms,
+                            "cpu_ms": acc.cpu_ms,
+                            "last_activity": acc.last_us.map(rfc3339_us),
+                            "waiting_on": acc.waiting_on.as_deref(),
+                            "sleep_child": acc.sleep_child,
+                            "baseline": {"timeouts": p.timeouts, "idle_timeouts": p.idle_timeouts,
+                                         "invocations": p.invocations}
+                        }),
+                        novelty: None,
+                    });
+                }
+                continue;
+            }
+            // Numbers.
+            if let Some(num) = &p.numeric {
+                let m = acc.measures();
+                let (ratio, top) = num.score(&m);
+                if ratio > 1.5 {
+                    let severity = if ratio > 5.0 {
+                        Severity::Medium
+                    } else {
+                        Severity::Low
+                    };
+                    extra.push(Cand {
+                        req,
+                        kind: Kind::BehaviourAnomaly,
+                        severity,
+                        within: ((ratio - 1.5) / 6.0).min(1.0),
+                        time_us: t,
+                        summary: format!(
+                            "{fname}'s invocation was {ratio:.1}x farther from its normal profile than 99.9% of training: {}; {}",
+                            num.describe(top[0], &m),
+                            num.describe(top[1], &m)
+                        ),
+                        evidence: json!({
+                            "distance_ratio": (ratio * 100.0).round() / 100.0,
+                            "duration_ms": acc.duration_ms, "cpu_ms": acc.cpu_ms,
+                            "max_memory_mb": acc.max_memory_mb, "bytes_out": acc.bytes_out,
+                            "dns": acc.dns, "network": acc.net, "processes": acc.proc,
+                            "files": acc.file, "api_calls": acc.api, "cold_start": acc.cold,
+                            "baseline": {"invocations": num.n, "clusters": num.centroids.len()}
+                        }),
+                        novelty: Some("profile".to_string()),
+                    });
+                }
+            }
+        }
+        for c in extra {
+            self.cand(c);
+        }
+
+        // New things that became the function's normal right after a deploy.
+        let mut settled: HashMap<(u32, String), bool> = HashMap::new();
+        for ((f, key), (reqs, first)) in &self.novelties {
+            let w = &self.window[*f as usize];
+            let widespread = w.deploy_us.is_some_and(|d| *first >= d) && {
+                let n = reqs.len() as u64;
+                let base = post_deploy[*f as usize];
+                n >= 5 && n * 10 >= base
+            };
+            settled.insert((*f, key.clone()), widespread);
+        }
+        for c in &mut self.cands {
+            let Some(key) = &c.novelty else { continue };
+            let f = self
+                .reqs
+                .reqs
+                .get(c.req as usize)
+                .map(|r| r.func)
+                .unwrap_or(0);
+            if c.severity > Severity::Low
+                && settled
+                    .get(&(f, format!("{}|{key}", c.kind)))
+                    .copied()
+                    .unwrap_or(false)
+            {
+                let w = &self.window[f as usize];
+                let n = self
+                    .novelties
+                    .get(&(f, format!("{}|{key}", c.kind)))
+                    .map(|e| e.0.len())
+                    .unwrap_or(0);
+                c.severity = Severity::Low;
+                c.within = 0.4;
+                c.summary.push_str(&format!(
+                    "; it appeared after the deploy of {} and is in {n} of {} invocations since: likely the new code",
+                    w.deploy_what, post_deploy[f as usize]
+                ));
+                if let Value::Object(o) = &mut c.evidence {
+                    o.insert(
+                        "after_deploy".into(),
+                        json!({
+                            "deploy": w.deploy_what,
+                            "deploy_time": w.deploy_us.map(rfc3339_us),
+                            "invocations_with_it": n,
+                            "invocations_since": post_deploy[f as usize],
+                        }),
+                    );
+                }
+            }
+        }
+
+        // Functions the model has never seen: everything is new to them, so
+        // only what is suspicious in itself (novelty-free findings) stays up.
+        for c in &mut self.cands {
+            let f = self
+                .reqs
+                .reqs
+                .get(c.req as usize)
+                .map(|r| r.func)
+                .unwrap_or(0);
+            if c.novelty.is_some()
+                && c.severity > Severity::Low
+                && self.profiles[f as usize].is_none()
+            {
+                c.severity = Severity::Low;
+                c.within = 0.5;
+                c.summary.push_str(
+                    "; this function is not in the model yet (train again to include it)",
+                );
+            }
+        }
+
+        // One alert per (request, kind): the strongest; then correlation.
+        let mut best: BTreeMap<(u32, Kind), Cand> = BTreeMap::new();
+        for c in std::mem::take(&mut self.cands) {
+            let k = (c.req, c.kind);
+            match best.get(&k) {
+                Some(b) if (b.severity, b.within) >= (c.severity, c.within) => {}
+                _ => {
+                    best.insert(k, c);
+                }
+            }
+        }
+        let mut highs: HashMap<u32, usize> = HashMap::new();
+        for c in best.values() {
+            if c.severity >= Severity::High {
+                *highs.entry(c.req).or_insert(0) += 1;
+            }
+        }
+        let mut alerts: Vec<(i64, Alert)> = Vec::with_capacity(best.len());
+        for c in best.into_values() {
+            let Some(acc) = self.reqs.reqs.get(c.req as usize) else {
+                continue;
+            };
+            let function = self.fn_names[acc.func as usize].clone();
+            let mut severity = c.severity;
+            let mut summary = c.summary;
+            if severity == Severity::High && highs.get(&c.req).copied().unwrap_or(0) >= 3 {
+                severity = Severity::Critical;
+                summary.push_str(" (with other high-severity findings in the same invocation)");
+            }
+            alerts.push((
+                c.time_us,
+                Alert {
+                    id: alert_id(c.kind, &function, Some(&acc.request_id), ""),
+                    time: rfc3339_us(c.time_us),
+                    function,
+                    request_id: Some(acc.request_id.to_string()),
+                    kind: c.kind,
+                    severity,
+                    score: severity.score(c.within),
+                    summary,
+                    evidence: c.evidence,
+                },
+            ));
+        }
+        self.over_permissive(&mut alerts);
+        alerts.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.function.cmp(&b.1.function))
+                .then_with(|| a.1.kind.cmp(&b.1.kind))
+                .then_with(|| a.1.id.cmp(&b.1.id))
+        });
+        let unknown_functions = self
+            .fn_names
+            .iter()
+            .zip(self.profiles.iter())
+            .filter(|(_, p)| p.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        Detection {
+            alerts: alerts.into_iter().map(|(_, a)| a).collect(),
+            invocations,
+            events: self.events,
+            unknown_functions,
+        }
+    }
+
+    /// Roles that grant more than the function used in training and the window.
+    fn over_permissive(&self, alerts: &mut Vec<(i64, Alert)>) {
+        for (f, name) in self.fn_names.iter().enumerate() {
+            let p: &FunctionProfile = self.profiles[f].unwrap_or(EMPTY);
+            let w = &self.window[f];
+            let (time_us, granted) = match &w.permissions {
+                Some((t, g)) => (*t, g.clone()),
+                None if !p.permissions.is_empty() => (
+                    self.reqs
+                        .reqs
+                        .iter()
+                        .filter_map(|r| r.inv_us)
+                        .min()
+                        .unwrap_or(0),
+                    p.permissions.clone(),
+                ),
+                None => continue,
+            };
+            let used: BTreeSet<&str> = p
+                .api_actions
+                .keys()
+                .map(String::as_str)
+                .chain(w.used.iter().map(String::as_str))
+                .collect();
+            let unused: Vec<&String> = granted
+                .iter()
+                .filter(|g| !used.iter().any(|u| names::grant_matches(g, u)))
+                .collect();
+            let wildcards: Vec<&String> = granted.iter().filter(|g| g.contains('*')).collect();
+            let admin = granted
+                .iter()
+                .any(|g| g == "*" || g == "*:*" || g.starts_with("iam:*"));
+            if unused.is_empty() && !admin {
+                continue;
+            }
+            let severity = if admin {
+                Severity::Medium
+            } else {
+                Severity::Low
+            };
+            let mut extra: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            extra.sort_unstable();
+            let summary = format!(
+                "{name}'s role grants {} it has not used ({}){}",
+                plural(unused.len(), "permission", "permissions"),
+                unused
+                    .iter()
+                    .take(5)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if admin {
+                    ", including full administrative access"
+                } else {
+                    ""
+                }
+            );
+            alerts.push((
+                time_us,
+                Alert {
+                    id: alert_id(Kind::OverPermissive, name, None, &extra.join(",")),
+                    time: rfc3339_us(time_us),
+                    function: name.clone(),
+                    request_id: None,
+                    kind: Kind::OverPermissive,
+                    severity,
+                    score: severity.score(unused.len() as f64 / granted.len().max(1) as f64),
+                    summary,
+                    evidence: json!({
+                        "granted": granted,
+                        "unused": unused,
+                        "wildcards": wildcards,
+                        "used_actions": used.iter().take(50).collect::<Vec<_>>(),
+                        "observed_since": self.model.from,
+                    }),
+                },
+            ));
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Training: fold a window of events into per-function profiles, then fit
+//! the numeric models.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::RecordBatch;
+
+use crate::acc::{ReqTable, Status, fold_invocation, touch};
+use crate::error::Result;
+use crate::injection;
+use crate::model::{FunctionProfile, MODEL_FORMAT, Model};
+use crate::names;
+use crate::numeric::{Measures, NumericModel};
+use crate::rows::{Rows, command_args, i32_at, i64_at};
+
+/// At most this many invocations per function feed the numeric fit.
+const FIT_SAMPLE: usize = 40_000;
+
+/// Builds a [`Model`] from batches of `events` (columns [`crate::rows::COLUMNS`]).
+#[derive(Default)]
+pub struct Trainer {
+    names: HashMap<String, u32>,
+    profiles: Vec<FunctionProfile>,
+    config_time: Vec<i64>,
+    reqs: ReqTable,
+    events: u64,
+}
+
+fn bump<K: Ord>(m: &mut BTreeMap<K, u64>, k: K) {
+    *m.entry(k).or_insert(0) += 1;
+}
+
+impl Trainer {
+    pub fn new() -> Trainer {
+        Trainer::default()
+    }
+
+    /// Events folded so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    fn func(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.names.get(name) {
+            return i;
+        }
+        let i = self.profiles.len() as u32;
+        self.names.insert(name.to_string(), i);
+        self.profiles.push(FunctionProfile::default());
+        self.config_time.push(i64::MIN);
+        i
+    }
+
+    /// Folds one batch.
+    pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = Rows::new(batch)?;
+        for i in 0..rows.len {
+            self.add_row(&rows, i);
+        }
+        self.events += rows.len as u64;
+        Ok(())
+    }
+
+    fn add_row(&mut self, rows: &Rows<'_>, i: usize) {
+        let (Some(kind), Some(function)) = (rows.kind.get(i), rows.function.get(i)) else {
+            return;
+        };
+        let f = self.func(function);
+        let t = rows.time.value(i);
+        if kind == "function_config" {
+            let p = &mut self.profiles[f as usize];
+            if let Some(v) = rows.version.get(i) {
+                p.versions.insert(v.to_string());
+            }
+            if let Some(c) = rows.code_sha256.get(i) {
+                p.code_sha256.insert(c.to_string());
+            }
+            if t >= self.config_time[f as usize] {
+                self.config_time[f as usize] = t;
+                let perms = rows.permissions.get(i);
+                if !perms.is_empty() {
+                    p.permissions = perms.iter().map(|s| s.to_string()).collect();
+                }
+            }
+            return;
+        }
+        let Some(request_id) = rows.request_id.get(i) else {
+            return;
+        };
+        let slot = self.reqs.slot(f, request_id);
+        let p = &mut self.profiles[f as usize];
+        let Some(acc) = self.reqs.get_mut(slot) else {
+            return;
+        };
+        match kind {
+            "invocation" => {
+                fold_invocation(acc, rows, i, t);
+                if let Some(v) = rows.version.get(i)
+                    && !p.versions.contains(v)
+                {
+                    p.versions.insert(v.to_string());
+                }
+                if let Some(ev) = rows.event.get(i) {
+                    p.event_samples += 1;
+                    for finding in injection::scan_event(ev) {
+                        bump(
+                            &mut p.injection_paths,
+                            format!("{}|{}", finding.class.as_str(), finding.path),
+                        );
+                    }
+                }
+            }
+            "dns" => {
+                touch(acc, t);
+                acc.dns += 1;
+                if let Some(q) = rows.query.get(i) {
+                    bump(&mut p.dns_names, names::dns_shape(q));
+                    bump(&mut p.dns_sites, names::site(q));
+                    if names::tunnel_like(q) {
+                        p.dns_tunnel_like += 1;
+                    }
+                }
+                if rows.qtype.get(i) == Some("TXT") {
+                    acc.txt += 1;
+                }
+                for a in rows.answers.get(i) {
+                    if names::is_ip(a) {
+                        p.resolved_prefixes.insert(names::ip_prefix(a));
+                    }
+                }
+            }
+            "process" => {
+                touch(acc, t);
+                acc.proc += 1;
+                if let Some(exe) = rows.exe.get(i) {
+                    let shape = names::exe_shape(exe);
+                    let args = command_args(rows, i);
+                    bump(
+                        &mut p.arg_shapes,
+                        format!("{shape} {}", names::args_shape(&args)),
+                    );
+                    bump(&mut p.exes, shape);
+                }
+            }
+            "network" => {
+                touch(acc, t);
+                acc.net += 1;
+                let out = i64_at(rows.bytes_out, i).unwrap_or(0).max(0) as u64;
+                acc.bytes_out += out;
+                acc.bytes_in += i64_at(rows.bytes_in, i).unwrap_or(0).max(0) as u64;
+                p.max_bytes_out = p.max_bytes_out.max(out);
+                let port = i32_at(rows.remote_port, i).unwrap_or(0);
+                bump(&mut p.ports, port);
+                match rows
+                    .remote_host
+                    .get(i)
+                    .filter(|h| !h.is_empty() && !names::is_ip(h))
+                {
+                    Some(host) => {
+                        bump(&mut p.peers, format!("{}|{port}", names::dns_shape(host)));
+                        bump(&mut p.peer_sites, format!("{}|{port}", names::site(host)));
+                    }
+                    None => {
+                        if let Some(ip) = rows.remote_ip.get(i) {
+                            p.raw_prefixes.insert(names::ip_prefix(ip));
+                        }
+                    }
+                }
+            }
+            "file" => {
+                touch(acc, t);
+                acc.file += 1;
+                if let Some(path) = rows.path.get(i) {
+                    if names::sensitive_path(path).is_some() {
+                        p.sensitive_paths.insert(path.to_string());
+                    }
+                    let shape = names::path_shape(path);
+                    let op = op_class(rows.op.get(i));
+                    bump(
+                        &mut p.file_dirs,
+                        format!("{}|{op}", names::dir_of(&shape, 3)),
+                    );
+                }
+            }
+            "api_call" => {
+                touch(acc, t);
+                acc.api += 1;
+                if let (Some(s), Some(a)) = (rows.service.get(i), rows.action.get(i)) {
+                    bump(&mut p.api_actions, format!("{s}:{a}"));
+                    if !p.api_services.contains(s) {
+                        p.api_services.insert(s.to_string());
+                    }
+                }
+                if rows.error_code.get(i).is_some_and(is_denied) {
+                    acc.denied += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Fits the numeric models and returns the model.
+    pub fn finish(mut self, name: &str, version: u32, from: &str, to: &str, now: &str) -> Model {
+        let mut samples: Vec<Vec<Measures>> = vec![Vec::new(); self.profiles.len()];
+        let mut seen: Vec<u64> = vec![0; self.profiles.len()];
+        for acc in &self.reqs.reqs {
+            let f = acc.func as usize;
+            let Some(p) = self.profiles.get_mut(f) else {
+                continue;
+            };
+            p.dns_max_per_invocation = p.dns_max_per_invocation.max(acc.dns as u64);
+            p.txt_max_per_invocation = p.txt_max_per_invocation.max(acc.txt as u64);
+            p.denied_max_per_invocation = p.denied_max_per_invocation.max(acc.denied as u64);
+            if acc.inv_us.is_none() {
+                continue;
+            }
+            p.invocations += 1;
+            match acc.status {
+                Status::Error | Status::Crash => p.errors += 1,
+                _ => {}
+            }
+            if acc.cold {
+                p.cold_starts += 1;
+            }
+            if acc.is_timeout() {
+                p.timeouts += 1;
+                if acc.idle().is_some() {
+                    p.idle_timeouts += 1;
+                }
+                continue; // timeouts are judged by their own rule
+            }
+            // Deterministic reservoir: keep every k-th once the sample is full.
+            seen[f] += 1;
+            let s = &mut samples[f];
+            if s.len() < FIT_SAMPLE {
+                s.push(acc.measures());
+            } else {
+                let k = (seen[f] as usize) % FIT_SAMPLE;
+                if seen[f].is_multiple_of(7) {
+                    s[k] = acc.measures();
+                }
+            }
+        }
+        for (p, s) in self.profiles.iter_mut().zip(samples.iter()) {
+            p.numeric = NumericModel::fit(s);
+        }
+        let mut functions = BTreeMap::new();
+        let mut fleet_sites: BTreeMap<String, u32> = BTreeMap::new();
+        let mut names: Vec<(&String, &u32)> = self.names.iter().collect();
+        names.sort();
+        for (n, &i) in names {
+            let Some(p) = self.profiles.get(i as usize) else {
+                continue;
+            };
+            for site in p.dns_sites.keys() {
+                *fleet_sites.entry(site.clone()).or_insert(0) += 1;
+            }
+            functions.insert(n.clone(), p.clone());
+        }
+        Model {
+            format: MODEL_FORMAT,
+            name: name.to_string(),
+            version,
+            trained_at: now.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            events: self.events,
+            functions,
+            fleet_sites,
+        }
+    }
+}
+
+/// `read` for reads, `write` for anything that changes the file system.
+pub fn op_class(op: Option<&str>) -> &'static str {
+    match op {
+        Some("read") | None => "read",
+        Some("exec") => "exec",
+        _ => "write",
+    }
+}
+
+/// Error codes that mean the role was not allowed.
+pub fn is_denied(code: &str) -> bool {
+    code.contains("AccessDenied") || code.contains("Unauthorized") || code == "Forbidden"
+}
