@@ -87,11 +87,17 @@ impl ReqAcc {
     /// last 90% of its run; without a CPU figure, no I/O in the last 95%),
     /// or `None` when it was busy.
     pub fn idle(&self) -> Option<String> {
-        let end = self.inv_us?;
+        let end = self.inv_us?; // adjusted below when it is the start
         if self.duration_ms <= 0.0 {
             return None;
         }
-        let start = end - (self.duration_ms * 1000.0) as i64;
+        let dur_us = (self.duration_ms * 1000.0) as i64;
+        // Sensors stamp the invocation at its end; some stamp its start,
+        // which shows as sensor events after it.
+        let (start, end) = match self.last_us {
+            Some(last) if last > end + 1000 => (end, end + dur_us),
+            _ => (end - dur_us, end),
+        };
         let quiet_from = self.last_us.unwrap_or(start).max(start);
         let quiet_share = ((end - quiet_from) as f64 / (self.duration_ms * 1000.0)).clamp(0.0, 1.0);
         match self.cpu_ms {
@@ -120,7 +126,7 @@ impl ReqAcc {
 /// All requests of a pass, by request id.
 #[derive(Default)]
 pub struct ReqTable {
-    index: HashMap<Box<str>, u32>,
+    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     pub reqs: Vec<ReqAcc>,
 }
 

@@ -261,21 +261,12 @@ impl<'m> Detector<'m> {
         }) else {
             return;
         };
-        let normal = self.injection_normal(p, best.class.as_str(), &best.path);
-        let (severity, within, why) = if normal {
-            (
-                Severity::Low,
-                0.3,
-                format!(
-                    "but this field carried {} text in {} of its training events",
-                    best.class.label(),
-                    p.injection_paths
-                        .get(&format!("{}|{}", best.class.as_str(), best.path))
-                        .copied()
-                        .unwrap_or(0)
-                ),
-            )
-        } else if best.strength == Strength::Strong {
+        if self.injection_normal(p, best.class.as_str(), &best.path) {
+            // This field carries such text for this function (SQL for a query
+            // API, templates for a preview service): not news.
+            return;
+        }
+        let (severity, within, why) = if best.strength == Strength::Strong {
             (
                 Severity::High,
                 0.8,
@@ -357,6 +348,7 @@ impl<'m> Detector<'m> {
         let site = names::site(q);
         let tunnel = names::tunnel_like(q);
         let site_known = p.dns_sites.contains_key(&site);
+        let open = !tunnel && !site_known && open_ended(&p.dns_sites);
         let fleet = self.model.fleet_users(&site);
         let fname = &self.fn_names[f as usize];
         let (label, entropy) = names::longest_label(q);
@@ -377,13 +369,20 @@ impl<'m> Detector<'m> {
                 format!("a long random-looking label under {site}, a site it resolves"),
                 Some(site.clone()),
             )
-        } else if site_known {
+        } else if open {
             (
                 Severity::Low,
-                0.2,
-                format!("a new name under {site}, a site it resolves"),
+                0.3,
+                format!(
+                    "{site} is new, but this function meets new sites all the time ({} seen only once or twice)",
+                    p.dns_sites.values().filter(|&&n| n <= 2).count()
+                ),
                 Some(site.clone()),
             )
+        } else if site_known {
+            // A new name of a site it resolves (another endpoint of its
+            // cloud provider, a new CDN edge): not news on its own.
+            return;
         } else if fleet > 0 {
             (
                 Severity::Medium,
@@ -597,6 +596,7 @@ impl<'m> Detector<'m> {
             .keys()
             .any(|k| k.rsplit_once('|').is_some_and(|(s, _)| s == site))
             || p.dns_sites.contains_key(&site);
+        let open = !site_known && open_ended(&p.peer_sites);
         let fleet = self.model.fleet_users(&site);
         let (severity, within, why, novelty) = if names::suspicious_port(port) {
             (
@@ -605,13 +605,15 @@ impl<'m> Detector<'m> {
                 format!("port {port} is typical of miners and shells, and new for it"),
                 None,
             )
-        } else if known_site_port {
+        } else if open {
             (
                 Severity::Low,
-                0.2,
-                format!("a new host of {site}, which it talks to"),
+                0.3,
+                format!("{site} is new, but this function meets new peers all the time"),
                 Some(format!("{site}|{port}")),
             )
+        } else if known_site_port {
+            return;
         } else if site_known {
             (
                 Severity::Low,
@@ -777,8 +779,14 @@ impl<'m> Detector<'m> {
                     None,
                 )
             }
+            None if class == "write" && hidden_in_scratch(path) => (
+                Severity::High,
+                0.7,
+                format!("a hidden file in scratch space, and it never writes under {dir}"),
+                None,
+            ),
             None if class == "write" => (
-                Severity::Medium,
+                Severity::Low,
                 0.4,
                 format!("it never writes under {dir}"),
                 Some(format!("{dir}|{class}")),
@@ -1007,15 +1015,11 @@ impl<'m> Detector<'m> {
                             0.9,
                             "it ran a `sleep` child process".to_string(),
                         )
-                    } else if let Some((host, _)) = waiting.filter(|(h, _)| {
-                        p.peers
-                            .keys()
-                            .any(|k| k.split('|').next() == Some(&names::dns_shape(h)))
-                    }) {
+                    } else if let Some((host, _)) = waiting {
                         (
                             Severity::Low,
                             0.4,
-                            format!("it was waiting on {host}, a known peer"),
+                            format!("but it had a connection open to {host}, waiting on it"),
                         )
                     } else if normal_idle {
                         (
@@ -1107,6 +1111,37 @@ impl<'m> Detector<'m> {
             };
             settled.insert((*f, key.clone()), widespread);
         }
+        let mut first_of: HashMap<(u32, String), (i64, u32)> = HashMap::new();
+        for c in &self.cands {
+            let Some(key) = &c.novelty else { continue };
+            let f = self
+                .reqs
+                .reqs
+                .get(c.req as usize)
+                .map(|r| r.func)
+                .unwrap_or(0);
+            let k = (f, format!("{}|{key}", c.kind));
+            if settled.get(&k).copied().unwrap_or(false) {
+                let e = first_of.entry(k).or_insert((c.time_us, c.req));
+                if (c.time_us, c.req) < *e {
+                    *e = (c.time_us, c.req);
+                }
+            }
+        }
+        // The rest of a settled novelty's sightings are counted in the first one's evidence.
+        self.cands.retain(|c| {
+            let Some(key) = &c.novelty else { return true };
+            let f = self
+                .reqs
+                .reqs
+                .get(c.req as usize)
+                .map(|r| r.func)
+                .unwrap_or(0);
+            match first_of.get(&(f, format!("{}|{key}", c.kind))) {
+                Some(&(t, r)) => t == c.time_us && r == c.req,
+                None => true,
+            }
+        });
         for c in &mut self.cands {
             let Some(key) = &c.novelty else { continue };
             let f = self
@@ -1313,4 +1348,18 @@ impl<'m> Detector<'m> {
             ));
         }
     }
+}
+
+/// Functions that talk to many sites they meet only once or twice (webhook
+/// deliverers, crawlers): for them a new site is normal, not news.
+fn open_ended(counts: &BTreeMap<String, u64>) -> bool {
+    counts.values().filter(|&&n| n <= 2).count() >= 10
+}
+
+/// `/tmp/.x/...`, `/dev/shm/.cache/...`: hidden names in scratch space.
+fn hidden_in_scratch(path: &str) -> bool {
+    (path.starts_with("/tmp/") || path.starts_with("/dev/shm/") || path.starts_with("/var/tmp/"))
+        && path
+            .split('/')
+            .any(|c| c.starts_with('.') && c.len() > 1 && c != "..")
 }

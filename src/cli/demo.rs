@@ -154,8 +154,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     println!(
         "3/4 Training on {} .. {} ...",
-        train_w.from_str(),
-        train_w.to_str()
+        train_w.start_text(),
+        train_w.end_text()
     );
     let mut trainer = Trainer::new();
     scan_window(&lake_str, &train_w, "read", |b| {
@@ -167,8 +167,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let model = trainer.finish(
         "default",
         version,
-        &train_w.from_str(),
-        &train_w.to_str(),
+        &train_w.start_text(),
+        &train_w.end_text(),
         &now,
     );
     store::save(lake.root(), &model)?;
@@ -176,8 +176,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     println!(
         "4/4 Detecting on {} .. {} ...",
-        detect_w.from_str(),
-        detect_w.to_str()
+        detect_w.start_text(),
+        detect_w.end_text()
     );
     let mut detector = Detector::new(&model);
     scan_window(&lake_str, &detect_w, "scored", |b| {

@@ -123,8 +123,8 @@ pub async fn run(a: DetectArgs) -> anyhow::Result<()> {
         "Scored {} invocations ({} events) from {} to {} with model {} in {elapsed:.1} s.",
         thousands(detection.invocations),
         thousands(detection.events),
-        window.from_str(),
-        window.to_str(),
+        window.start_text(),
+        window.end_text(),
         model_ref
     )?;
     if !detection.unknown_functions.is_empty() {

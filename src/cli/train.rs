@@ -95,8 +95,8 @@ pub async fn run(a: TrainArgs) -> anyhow::Result<()> {
     if events == 0 {
         anyhow::bail!(
             "no events in {} .. {}: nothing to learn from (check --from/--to against `fnwatch sql --lake {} \"SELECT min(time), max(time) FROM events\"`)",
-            window.from_str(),
-            window.to_str(),
+            window.start_text(),
+            window.end_text(),
             a.lake
         );
     }
@@ -104,8 +104,8 @@ pub async fn run(a: TrainArgs) -> anyhow::Result<()> {
     let model = trainer.finish(
         &a.model,
         version,
-        &window.from_str(),
-        &window.to_str(),
+        &window.start_text(),
+        &window.end_text(),
         &now,
     );
     let path = store::save(lake.root(), &model)?;
@@ -115,8 +115,8 @@ pub async fn run(a: TrainArgs) -> anyhow::Result<()> {
         model.name,
         model.version,
         thousands(events),
-        window.from_str(),
-        window.to_str()
+        window.start_text(),
+        window.end_text()
     );
     println!(
         "\n{:<28} {:>12} {:>8} {:>6} {:>6} {:>6} {:>8} {:>7}",

@@ -69,18 +69,18 @@ impl Window {
         if w.from >= w.to {
             bail!(
                 "the window is empty: --from {} is not before --to {}",
-                w.from_str(),
-                w.to_str()
+                w.start_text(),
+                w.end_text()
             );
         }
         Ok(w)
     }
 
-    pub fn from_str(&self) -> String {
+    pub fn start_text(&self) -> String {
         self.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
-    pub fn to_str(&self) -> String {
+    pub fn end_text(&self) -> String {
         self.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
