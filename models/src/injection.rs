@@ -240,6 +240,7 @@ fn may_carry_payload(s: &str) -> bool {
             b,
             b'\''
                 | b'"'
+                | b'='
                 | b';'
                 | b'|'
                 | b'&'
@@ -609,7 +610,7 @@ fn nosql_text(lower: &str) -> Option<(InjectionClass, Strength, String)> {
 }
 
 fn sql(s: &str, lower: &str) -> Option<(InjectionClass, Strength, String)> {
-    const STRONG: [&str; 14] = [
+    const STRONG: [&str; 19] = [
         "union select",
         "union all select",
         "pg_sleep(",
@@ -624,6 +625,11 @@ fn sql(s: &str, lower: &str) -> Option<(InjectionClass, Strength, String)> {
         "; drop table",
         "' or ''='",
         "or 1=1--",
+        "or 1=1",
+        "or (1=1",
+        "and 1=1",
+        "and (1=1",
+        "or true--",
     ];
     let compact: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
     if let Some(p) = STRONG.iter().find(|p| compact.contains(*p)) {
@@ -702,6 +708,8 @@ mod tests {
             "'; DROP TABLE orders;--",
             "1; SELECT pg_sleep(30)--",
             "admin' or 1=1--",
+            "1) OR (1=1",
+            "5 or 1=1",
         ] {
             strong(s, Sql);
         }

@@ -42,10 +42,20 @@ pub struct DetectArgs {
     #[arg(long, value_name = "PATH")]
     pub lake: String,
     /// Start of the window to score: RFC 3339, a date, or relative (-24h).
-    #[arg(long, default_value = "-24h", value_name = "TIME")]
+    #[arg(
+        long,
+        default_value = "-24h",
+        value_name = "TIME",
+        allow_hyphen_values = true
+    )]
     pub from: String,
     /// End of the window (exclusive).
-    #[arg(long, default_value = "now", value_name = "TIME")]
+    #[arg(
+        long,
+        default_value = "now",
+        value_name = "TIME",
+        allow_hyphen_values = true
+    )]
     pub to: String,
     /// Model name (as given to `fnwatch train --model`).
     #[arg(long, default_value = "default", value_name = "NAME")]

@@ -30,10 +30,20 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATH")]
     pub lake: String,
     /// Start of the training window: RFC 3339, a date, or relative (-7d, -24h).
-    #[arg(long, default_value = "-7d", value_name = "TIME")]
+    #[arg(
+        long,
+        default_value = "-7d",
+        value_name = "TIME",
+        allow_hyphen_values = true
+    )]
     pub from: String,
     /// End of the training window (exclusive).
-    #[arg(long, default_value = "now", value_name = "TIME")]
+    #[arg(
+        long,
+        default_value = "now",
+        value_name = "TIME",
+        allow_hyphen_values = true
+    )]
     pub to: String,
     /// Name of the model, to keep several (letters, digits, - and _).
     #[arg(long, default_value = "default", value_name = "NAME")]

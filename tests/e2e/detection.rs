@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::common::{fnwatch, query};
 
 /// A seed no threshold was tuned on.
-const SEED: &str = "20261124";
+const SEED: &str = "4242";
 
 fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -156,6 +156,16 @@ fn finds_the_attacks_and_stays_quiet_on_benign_surprises() {
         }
     }
     let mut report = String::new();
+    for (r, c) in &class_of {
+        if !flagged.contains(r.as_str()) {
+            let low: Vec<String> = alerts
+                .iter()
+                .filter(|a| a["request_id"].as_str() == Some(r.as_str()))
+                .map(|a| format!("{} {}", a["severity"], a["summary"]))
+                .collect();
+            report.push_str(&format!("missed {c} {r}: {low:?}\n"));
+        }
+    }
     for (c, (n, found)) in &per_class {
         report.push_str(&format!("{c}: {found}/{n}\n"));
     }
