@@ -7,6 +7,7 @@
 //! deploy, timeout waves across functions) is settled in [`Detector::finish`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use arrow::array::RecordBatch;
 use serde_json::{Value, json};
@@ -51,13 +52,13 @@ struct FnWindow {
     deploy_what: String,
     permissions: Option<(i64, Vec<String>)>,
     used: BTreeSet<String>,
-    ip_names: HashMap<String, String>,
+    ip_names: HashMap<String, String, foldhash::fast::RandomState>,
 }
 
 /// Scores batches of `events` against a model.
 pub struct Detector<'m> {
     model: &'m Model,
-    names: HashMap<String, u32>,
+    names: HashMap<String, u32, foldhash::fast::RandomState>,
     fn_names: Vec<String>,
     profiles: Vec<Option<&'m FunctionProfile>>,
     window: Vec<FnWindow>,
@@ -66,6 +67,10 @@ pub struct Detector<'m> {
     novelties: HashMap<(u32, String), (HashSet<u32>, i64)>,
     deferred: Vec<Deferred>,
     events: u64,
+    /// Hashes of (function, what) already judged normal: repeated hosts,
+    /// paths and actions skip normalisation and map lookups.
+    known: HashSet<u64, foldhash::fast::RandomState>,
+    hasher: foldhash::fast::RandomState,
 }
 
 /// What detection found, with counts for the summary.
@@ -130,7 +135,7 @@ impl<'m> Detector<'m> {
     pub fn new(model: &'m Model) -> Detector<'m> {
         Detector {
             model,
-            names: HashMap::new(),
+            names: HashMap::default(),
             fn_names: Vec::new(),
             profiles: Vec::new(),
             window: Vec::new(),
@@ -139,6 +144,8 @@ impl<'m> Detector<'m> {
             novelties: HashMap::new(),
             deferred: Vec::new(),
             events: 0,
+            known: HashSet::default(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
@@ -324,7 +331,6 @@ impl<'m> Detector<'m> {
     }
 
     fn dns(&mut self, rows: &Rows<'_>, i: usize, f: u32, req: u32, t: i64, p: &FunctionProfile) {
-        let answers = rows.answers.get(i);
         let Some(q) = rows.query.get(i) else { return };
         if let Some(acc) = self.reqs.get_mut(req) {
             touch(acc, t);
@@ -335,14 +341,19 @@ impl<'m> Detector<'m> {
         }
         let w = &mut self.window[f as usize];
         if w.ip_names.len() < 100_000 {
-            for a in &answers {
-                if names::is_ip(a) && !w.ip_names.contains_key(*a) {
+            for a in &rows.answers.get(i) {
+                if !w.ip_names.contains_key(*a) && names::is_ip(a) {
                     w.ip_names.insert(a.to_string(), q.to_string());
                 }
             }
         }
+        let memo = self.hasher.hash_one((f, 1u8, q));
+        if self.known.contains(&memo) {
+            return;
+        }
         let shape = names::dns_shape(q);
         if p.dns_names.contains_key(&shape) {
+            self.known.insert(memo);
             return;
         }
         let site = names::site(q);
@@ -410,7 +421,7 @@ impl<'m> Detector<'m> {
             "query": q,
             "qtype": rows.qtype.get(i),
             "rcode": rows.rcode.get(i),
-            "answers": answers,
+            "answers": rows.answers.get(i),
             "site": site,
             "name_shape": shape,
             "longest_label": label.len(),
@@ -538,12 +549,10 @@ impl<'m> Detector<'m> {
         let bytes_in = i64_at(rows.bytes_in, i);
         let inbound = rows.direction.get(i) == Some("inbound");
         let ip = rows.remote_ip.get(i).unwrap_or("");
-        let named = rows
+        let named: Option<&str> = rows
             .remote_host
             .get(i)
-            .filter(|h| !h.is_empty() && !names::is_ip(h))
-            .map(str::to_string)
-            .or_else(|| self.window[f as usize].ip_names.get(ip).cloned());
+            .filter(|h| !h.is_empty() && !names::is_ip(h));
         if let Some(acc) = self.reqs.get_mut(req) {
             touch(acc, t);
             acc.net += 1;
@@ -553,7 +562,11 @@ impl<'m> Detector<'m> {
         if inbound {
             return;
         }
-        match named {
+        if let Some(host) = named {
+            self.peer(req, f, t, host, ip, port, bytes_out, bytes_in, p);
+            return;
+        }
+        match self.window[f as usize].ip_names.get(ip).cloned() {
             Some(host) => self.peer(req, f, t, &host, ip, port, bytes_out, bytes_in, p),
             None => self.deferred.push(Deferred {
                 req,
@@ -579,16 +592,21 @@ impl<'m> Detector<'m> {
         bytes_in: Option<i64>,
         p: &FunctionProfile,
     ) {
-        let shape = names::dns_shape(host);
-        let site = names::site(host);
-        let known_host = p.peers.contains_key(&format!("{shape}|{port}"));
-        let known_site_port = p.peer_sites.contains_key(&format!("{site}|{port}"));
         if bytes_in.unwrap_or(0) == 0
             && let Some(acc) = self.reqs.get_mut(req)
         {
             acc.waiting_on = Some(host.into());
         }
+        let memo = self.hasher.hash_one((f, 2u8, host, port));
+        if self.known.contains(&memo) {
+            return;
+        }
+        let shape = names::dns_shape(host);
+        let site = names::site(host);
+        let known_host = p.peers.contains_key(&format!("{shape}|{port}"));
+        let known_site_port = p.peer_sites.contains_key(&format!("{site}|{port}"));
         if known_host {
+            self.known.insert(memo);
             return;
         }
         let site_known = p
@@ -613,6 +631,7 @@ impl<'m> Detector<'m> {
                 Some(format!("{site}|{port}")),
             )
         } else if known_site_port {
+            self.known.insert(memo);
             return;
         } else if site_known {
             (
@@ -755,6 +774,10 @@ impl<'m> Detector<'m> {
             None => return,
         };
         let op = rows.op.get(i).unwrap_or("read");
+        let memo = self.hasher.hash_one((func, 3u8, path, op));
+        if self.known.contains(&memo) {
+            return;
+        }
         let class = op_class(Some(op));
         let sensitive = names::sensitive_path(path);
         let shape = names::path_shape(path);
@@ -767,8 +790,14 @@ impl<'m> Detector<'m> {
                 format!("{what}, which it never touches"),
                 None,
             ),
-            Some(_) => return,
-            None if known_dir => return,
+            Some(_) => {
+                self.known.insert(memo);
+                return;
+            }
+            None if known_dir => {
+                self.known.insert(memo);
+                return;
+            }
             None if class == "exec"
                 || (op == "chmod" && (dir.starts_with("/tmp") || dir.starts_with("/dev/shm"))) =>
             {
@@ -838,6 +867,10 @@ impl<'m> Detector<'m> {
                 acc.denied += 1;
             }
         }
+        let memo = self.hasher.hash_one((f, 4u8, service, action, denied));
+        if self.known.contains(&memo) {
+            return;
+        }
         let key = format!("{service}:{action}");
         if !denied {
             let w = &mut self.window[f as usize];
@@ -846,6 +879,7 @@ impl<'m> Detector<'m> {
             }
         }
         if p.api_actions.contains_key(&key) {
+            self.known.insert(memo);
             return;
         }
         let sensitive = names::sensitive_action(service, action);

@@ -186,7 +186,9 @@ fn is_bucket_host(host: &str) -> bool {
 
 /// Whether a string is an IPv4 or IPv6 address.
 pub fn is_ip(s: &str) -> bool {
-    s.parse::<std::net::IpAddr>().is_ok()
+    // Host names start with a letter far more often than not: skip the parse.
+    let first = s.as_bytes().first().copied().unwrap_or(b'x');
+    (first.is_ascii_hexdigit() || first == b':') && s.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Private, loopback, link-local and other non-routable addresses.

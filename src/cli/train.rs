@@ -55,7 +55,7 @@ pub async fn scan_window(
     lake: &str,
     window: &Window,
     verb: &str,
-    mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
+    mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()> + Send,
 ) -> anyhow::Result<u64> {
     let session = LakeSession::open(lake)
         .await
@@ -73,19 +73,50 @@ pub async fn scan_window(
     } else {
         ProgressBar::hidden()
     };
+    // The models fold batches on their own thread while the query engine
+    // keeps decoding the next ones on the runtime's threads.
     let start = Instant::now();
-    let mut n = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| LakeSession::stream_error(&sql, &e))?;
-        f(&batch)?;
-        n += batch.num_rows() as u64;
-        let secs = start.elapsed().as_secs_f64().max(1e-3);
-        bar.set_message(format!(
-            "{verb} {} events ({}/s)",
-            thousands(n),
-            thousands((n as f64 / secs) as u64)
-        ));
-    }
+    let handle = tokio::runtime::Handle::current();
+    let n = tokio::task::block_in_place(|| -> anyhow::Result<u64> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
+            let worker = scope.spawn(move || -> anyhow::Result<()> {
+                for batch in rx {
+                    f(&batch)?;
+                }
+                Ok(())
+            });
+            let mut n = 0u64;
+            let mut read_error = None;
+            while let Some(batch) = handle.block_on(stream.next()) {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        read_error = Some(LakeSession::stream_error(&sql, &e));
+                        break;
+                    }
+                };
+                n += batch.num_rows() as u64;
+                if tx.send(batch).is_err() {
+                    break; // the worker stopped on an error, reported below
+                }
+                let secs = start.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!(
+                    "{verb} {} events ({}/s)",
+                    thousands(n),
+                    thousands((n as f64 / secs) as u64)
+                ));
+            }
+            drop(tx);
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("the model worker thread panicked"))??;
+            match read_error {
+                Some(e) => Err(e.into()),
+                None => Ok(n),
+            }
+        })
+    })?;
     bar.finish_and_clear();
     Ok(n)
 }
