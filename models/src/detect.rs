@@ -1329,7 +1329,10 @@ impl<'m> Detector<'m> {
                 .collect();
             let unused: Vec<&String> = granted
                 .iter()
-                .filter(|g| !used.iter().any(|u| names::grant_matches(g, u)))
+                .filter(|g| {
+                    !used.iter().any(|u| names::grant_matches(g, u))
+                        && !PLATFORM_ACTIONS.iter().any(|u| names::grant_matches(g, u))
+                })
                 .collect();
             let wildcards: Vec<&String> = granted.iter().filter(|g| g.contains('*')).collect();
             let admin = granted
@@ -1345,21 +1348,26 @@ impl<'m> Detector<'m> {
             };
             let mut extra: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
             extra.sort_unstable();
-            let summary = format!(
-                "{name}'s role grants {} it has not used ({}){}",
-                plural(unused.len(), "permission", "permissions"),
-                unused
-                    .iter()
-                    .take(5)
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if admin {
-                    ", including full administrative access"
-                } else {
-                    ""
-                }
-            );
+            let listed = unused
+                .iter()
+                .take(5)
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let summary = match (unused.is_empty(), admin) {
+                (true, _) => format!(
+                    "{name}'s role grants full administrative access (`*`), far more than the {} actions it uses",
+                    used.len()
+                ),
+                (false, true) => format!(
+                    "{name}'s role grants full administrative access and {} it has not used ({listed})",
+                    plural(unused.len(), "permission", "permissions")
+                ),
+                (false, false) => format!(
+                    "{name}'s role grants {} it has not used ({listed})",
+                    plural(unused.len(), "permission", "permissions")
+                ),
+            };
             alerts.push((
                 time_us,
                 Alert {
@@ -1397,3 +1405,30 @@ fn hidden_in_scratch(path: &str) -> bool {
             .split('/')
             .any(|c| c.starts_with('.') && c.len() > 1 && c != "..")
 }
+
+/// Actions the platform performs with the function's role rather than its
+/// code (logging, tracing, VPC interfaces, polling its event sources): a
+/// sensor never sees them, so they are never counted as unused.
+const PLATFORM_ACTIONS: [&str; 21] = [
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:DescribeStream",
+    "dynamodb:ListStreams",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:ListShards",
+    "kinesis:SubscribeToShard",
+];
