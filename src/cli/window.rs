@@ -47,7 +47,9 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> 
             "w" => 7 * 86_400,
             _ => bail!("`{s}`: unknown unit `{unit}` (valid: s, m, h, d, w)"),
         };
-        return Ok(now - chrono::Duration::seconds(n.saturating_mul(secs)));
+        return chrono::TimeDelta::try_seconds(n.saturating_mul(secs))
+            .and_then(|d| now.checked_sub_signed(d))
+            .with_context(|| format!("`{s}` reaches before the start of time"));
     }
     parse_abs(s)
 }
@@ -127,5 +129,6 @@ mod tests {
         let e = parse_time("-3y", now).unwrap_err().to_string();
         assert!(e.contains("unknown unit"), "{e}");
         assert!(parse_time("yesterday", now).is_err());
+        assert!(parse_time("-99999999999999999d", now).is_err());
     }
 }
