@@ -33,7 +33,8 @@ impl Status {
 #[derive(Debug, Clone, Default)]
 pub struct ReqAcc {
     pub func: u32,
-    pub request_id: Box<str>,
+    /// Where the request id is in the table's arena ([`ReqTable::id`]).
+    pub id_at: (u32, u32),
     /// Time of the `invocation` event (its end), if one was seen.
     pub inv_us: Option<i64>,
     pub duration_ms: f64,
@@ -123,28 +124,59 @@ impl ReqAcc {
     }
 }
 
-/// All requests of a pass, by request id.
+/// All requests of a pass, by request id. Ids live in one arena string and
+/// are found by a 64-bit hash (checked against the arena), so a million
+/// requests cost no per-request allocation.
 #[derive(Default)]
 pub struct ReqTable {
-    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    index: HashMap<u64, u32, foldhash::fast::RandomState>,
+    /// Ids whose hash collided with another id's (practically never).
+    spill: HashMap<Box<str>, u32>,
+    hasher: foldhash::fast::RandomState,
+    arena: String,
     pub reqs: Vec<ReqAcc>,
 }
 
 impl ReqTable {
     /// The slot of a request, created on first sight.
     pub fn slot(&mut self, func: u32, request_id: &str) -> u32 {
-        if let Some(&i) = self.index.get(request_id) {
-            return i;
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(request_id);
+        if let Some(&i) = self.index.get(&h) {
+            if self.id(i) == request_id {
+                return i;
+            }
+            if let Some(&j) = self.spill.get(request_id) {
+                return j;
+            }
+            let j = self.push(func, request_id);
+            self.spill.insert(request_id.into(), j);
+            return j;
         }
+        let i = self.push(func, request_id);
+        self.index.insert(h, i);
+        i
+    }
+
+    fn push(&mut self, func: u32, request_id: &str) -> u32 {
+        let at = (self.arena.len() as u32, request_id.len() as u32);
+        self.arena.push_str(request_id);
         let i = self.reqs.len() as u32;
-        let id: Box<str> = request_id.into();
         self.reqs.push(ReqAcc {
             func,
-            request_id: id.clone(),
+            id_at: at,
             ..ReqAcc::default()
         });
-        self.index.insert(id, i);
         i
+    }
+
+    /// The request id of slot `i`.
+    pub fn id(&self, i: u32) -> &str {
+        let Some(r) = self.reqs.get(i as usize) else {
+            return "";
+        };
+        let (start, len) = (r.id_at.0 as usize, r.id_at.1 as usize);
+        self.arena.get(start..start + len).unwrap_or("")
     }
 
     pub fn get_mut(&mut self, i: u32) -> Option<&mut ReqAcc> {

@@ -1269,10 +1269,10 @@ impl<'m> Detector<'m> {
             alerts.push((
                 c.time_us,
                 Alert {
-                    id: alert_id(c.kind, &function, Some(&acc.request_id), ""),
+                    id: alert_id(c.kind, &function, Some(self.reqs.id(c.req)), ""),
                     time: rfc3339_us(c.time_us),
                     function,
-                    request_id: Some(acc.request_id.to_string()),
+                    request_id: Some(self.reqs.id(c.req).to_string()),
                     kind: c.kind,
                     severity,
                     score: severity.score(c.within),

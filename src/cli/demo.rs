@@ -158,7 +158,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         train_w.end_text()
     );
     let mut trainer = Trainer::new();
-    scan_window(&lake_str, &train_w, "read", |b| {
+    scan_window(&lake, &train_w, "read", |b| {
         trainer.add_batch(b).map_err(anyhow::Error::from)
     })
     .await?;
@@ -180,7 +180,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         detect_w.end_text()
     );
     let mut detector = Detector::new(&model);
-    scan_window(&lake_str, &detect_w, "scored", |b| {
+    scan_window(&lake, &detect_w, "scored", |b| {
         detector.add_batch(b).map_err(anyhow::Error::from)
     })
     .await?;

@@ -91,7 +91,7 @@ pub async fn run(a: DetectArgs) -> anyhow::Result<()> {
     tracing::info!(model = %model_path.display(), "scoring with model");
     let start = Instant::now();
     let mut detector = Detector::new(&model);
-    scan_window(&a.lake, &window, "scored", |b| {
+    scan_window(&lake, &window, "scored", |b| {
         detector.add_batch(b).map_err(anyhow::Error::from)
     })
     .await?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arrow::array::RecordBatch;
 use clap::Args;
-use fnwatch_analytics::session::LakeSession;
+use fnwatch_analytics::session::{LakeSession, VIEWS_SQL};
 use fnwatch_ingest::lake::Lake;
 use fnwatch_models::rows::COLUMNS;
 use fnwatch_models::{store, train::Trainer};
@@ -52,14 +52,14 @@ pub struct TrainArgs {
 
 /// Streams the window's events through `f`, with a spinner on a terminal.
 pub async fn scan_window(
-    lake: &str,
+    lake: &Lake,
     window: &Window,
     verb: &str,
     mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()> + Send,
 ) -> anyhow::Result<u64> {
-    let session = LakeSession::open(lake)
+    let session = LakeSession::from_lake(lake, VIEWS_SQL, "queries/views.sql")
         .await
-        .with_context(|| format!("opening lake {lake}"))?;
+        .with_context(|| format!("opening lake {}", lake.display()))?;
     let sql = window.events_sql(COLUMNS);
     let mut stream = session.stream(&sql).await.context("reading the window")?;
     let bar = if std::io::stderr().is_terminal() {
@@ -129,7 +129,7 @@ pub async fn run(a: TrainArgs) -> anyhow::Result<()> {
     let version = store::next_version(lake.root(), &a.model)?;
     let start = Instant::now();
     let mut trainer = Trainer::new();
-    let events = scan_window(&a.lake, &window, "read", |b| {
+    let events = scan_window(&lake, &window, "read", |b| {
         trainer.add_batch(b).map_err(anyhow::Error::from)
     })
     .await?;
