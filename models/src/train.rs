@@ -201,9 +201,10 @@ impl Trainer {
 
     /// Fits the numeric models and returns the model.
     pub fn finish(mut self, name: &str, version: u32, from: &str, to: &str, now: &str) -> Model {
-        let mut samples: Vec<Vec<Measures>> = vec![Vec::new(); self.profiles.len()];
-        let mut seen: Vec<u64> = vec![0; self.profiles.len()];
-        for acc in &self.reqs.reqs {
+        // The numeric sample: every normal invocation, keyed by a hash of its
+        // request id, so the model does not depend on the order batches came in.
+        let mut keyed: Vec<Vec<(u64, Measures)>> = vec![Vec::new(); self.profiles.len()];
+        for (i, acc) in self.reqs.reqs.iter().enumerate() {
             let f = acc.func as usize;
             let Some(p) = self.profiles.get_mut(f) else {
                 continue;
@@ -229,17 +230,17 @@ impl Trainer {
                 }
                 continue; // timeouts are judged by their own rule
             }
-            // Deterministic reservoir: keep every k-th once the sample is full.
-            seen[f] += 1;
-            let s = &mut samples[f];
-            if s.len() < FIT_SAMPLE {
-                s.push(acc.measures());
-            } else {
-                let k = (seen[f] as usize) % FIT_SAMPLE;
-                if seen[f].is_multiple_of(7) {
-                    s[k] = acc.measures();
-                }
+            let id = self.reqs.id(i as u32);
+            keyed[f].push((fnv1a(id.as_bytes()), acc.measures()));
+        }
+        let mut samples: Vec<Vec<Measures>> = Vec::with_capacity(keyed.len());
+        for mut k in keyed {
+            if k.len() > FIT_SAMPLE {
+                k.select_nth_unstable_by_key(FIT_SAMPLE, |(h, _)| *h);
+                k.truncate(FIT_SAMPLE);
             }
+            k.sort_unstable_by_key(|(h, _)| *h);
+            samples.push(k.into_iter().map(|(_, m)| m).collect());
         }
         for (p, s) in self.profiles.iter_mut().zip(samples.iter()) {
             p.numeric = NumericModel::fit(s);
@@ -283,4 +284,14 @@ pub fn op_class(op: Option<&str>) -> &'static str {
 /// Error codes that mean the role was not allowed.
 pub fn is_denied(code: &str) -> bool {
     code.contains("AccessDenied") || code.contains("Unauthorized") || code == "Forbidden"
+}
+
+/// FNV-1a: a hash that is the same on every run and machine.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
