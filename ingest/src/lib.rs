@@ -1,4 +1,5 @@
 //! fnwatch-ingest: the telemetry schema, the decoders, the sources and the lake writer.
+pub mod alerts;
 pub mod builder;
 pub mod decode;
 pub mod error;
