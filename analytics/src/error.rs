@@ -19,6 +19,14 @@ pub enum AnalyticsError {
     #[error("query failed: {0}")]
     Execution(String),
 
+    /// An output's configuration is wrong.
+    #[error("{0}")]
+    Config(String),
+
+    /// Delivering alerts to an output failed (after retries, where retrying helps).
+    #[error("{0}")]
+    Delivery(String),
+
     /// Writing the results failed.
     #[error("cannot write results: {0}")]
     Output(String),

@@ -19,3 +19,4 @@ pub mod params;
 pub mod session;
 
 pub use error::{AnalyticsError, Result};
+pub mod sinks;
