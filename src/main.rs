@@ -5,6 +5,7 @@
 //! (SQL) and `fnwatch-models` (behaviour baselines).
 
 mod cli;
+mod config;
 mod sim;
 
 use std::process::ExitCode;

@@ -7,6 +7,10 @@
 #   duckdb           the peer the benchmarks compare against
 #   aws-kinesis-agg  the independent KPL encoder of ingest/tests/fixtures/kpl/
 #                    (it imports `six` without declaring it, so six comes too)
+#   ocsf-json-schema tests/e2e/validate_ocsf.py: the published OCSF schema
+#                    (1.0.0 to 1.8.0, bundled: no network) as JSON Schema;
+#                    pinned, as the bundled OCSF versions come with it
+#   jsonschema       validates our Detection Findings against that JSON Schema
 #
 # Usage: bash infra/local/install-python-tools.sh
 # Environment: PYTHON (default python3) picks the interpreter.
@@ -26,6 +30,8 @@ PACKAGES=(
     "duckdb|duckdb"
     "six|six"
     "aws_kinesis_agg.aggregator|aws-kinesis-agg"
+    "ocsf_json_schema|ocsf-json-schema==1.2.0"
+    "jsonschema|jsonschema>=4.18,<5"
 )
 
 missing=()
@@ -33,7 +39,8 @@ for entry in "${PACKAGES[@]}"; do
     module="${entry%%|*}"
     req="${entry#*|}"
     if "$PY" -c "import ${module}" >/dev/null 2>&1; then
-        version="$("$PY" -c "import importlib.metadata as m; print(m.version('${req}'))" 2>/dev/null || echo "?")"
+        name="${req%%[<>=!~;]*}"
+        version="$("$PY" -c "import importlib.metadata as m; print(m.version('${name}'))" 2>/dev/null || echo "?")"
         echo "install-python-tools: ${req} ${version} already installed"
     else
         missing+=("${req}")

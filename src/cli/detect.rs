@@ -73,8 +73,15 @@ pub struct DetectArgs {
     #[arg(long, default_value = "low", value_parser = parse_severity, value_name = "LEVEL")]
     pub min_severity: Severity,
     /// Do not append the alerts to the lake's `alerts` table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "send")]
     pub no_store: bool,
+    /// Then deliver what the outputs of the configuration are owed (as
+    /// `fnwatch alerts send --since <--from>` does).
+    #[arg(long)]
+    pub send: bool,
+    /// The configuration file with the `[[outputs]]` (for --send).
+    #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -84,6 +91,13 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 pub async fn run(a: DetectArgs) -> anyhow::Result<()> {
     let window = Window::parse(&a.from, &a.to)?;
+    // Read the outputs first: a broken configuration should stop the run
+    // before any work.
+    let config = if a.send {
+        Some(crate::config::load(Some(&a.config))?)
+    } else {
+        None
+    };
     let lake = Lake::open(&a.lake)
         .await
         .with_context(|| format!("opening lake {}", a.lake))?;
@@ -160,6 +174,10 @@ pub async fn run(a: DetectArgs) -> anyhow::Result<()> {
             "Stored {} new alerts in the lake's `alerts` table.",
             thousands(n as u64)
         )?;
+    }
+    if let Some((cfg, path)) = &config {
+        let outputs = super::alerts::select(&cfg.outputs, &[], path)?;
+        super::alerts::send(&lake, &outputs, window.from.timestamp_micros(), false, s).await?;
     }
     Ok(())
 }

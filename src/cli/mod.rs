@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod alerts;
 mod compact;
 mod demo;
 mod detect;
@@ -57,6 +58,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Everything, embedded: simulate a fleet, ingest, train, detect, show the alerts.
     Demo(demo::DemoArgs),
+    /// Deliver stored alerts to SIEMs, chat and files (the outputs of fnwatch.toml).
+    Alerts(alerts::AlertsArgs),
 }
 
 pub fn init_logging(g: &GlobalArgs) {
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Detect(a) => detect::run(a).await,
             Command::Simulate(a) => simulate::run(a).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Alerts(a) => alerts::run(a).await,
         }
     })
 }

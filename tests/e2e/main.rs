@@ -7,5 +7,7 @@ mod bad_input;
 mod common;
 mod detection;
 mod lake;
+mod outputs;
 mod queries;
+mod receivers;
 mod shapes;
