@@ -5,7 +5,7 @@ CLI to make its certificate).
 
 Usage:
     python3 tests/e2e/https_sink.py --dir DIR [--port 0] [--fail-first N]
-        [--hang-first M] [--hang-seconds S] [--token TOKEN] [--verbose]
+        [--hang-first M] [--hang-seconds S] [--delay-seconds S] [--token TOKEN] [--verbose]
 
 - Makes a self-signed certificate for localhost and 127.0.0.1 (subjectAltName
   DNS:localhost, IP:127.0.0.1; CA:FALSE, so rustls accepts it as the server's
@@ -101,8 +101,9 @@ def ensure_cert(directory):
 class Sink:
     """What the handlers share: the settings, the POST counter and the files."""
 
-    def __init__(self, directory, fail_first, hang_first, hang_seconds, token):
+    def __init__(self, directory, fail_first, hang_first, hang_seconds, token, delay_seconds=0.0):
         self.directory = directory
+        self.delay_seconds = delay_seconds
         self.fail_first = fail_first
         self.hang_first = hang_first
         self.hang_seconds = hang_seconds
@@ -238,7 +239,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.sink.stopping.wait(self.sink.hang_seconds)
             self.reply(503, BUSY, [("Retry-After", "1")])
         else:
+            # A slow receiver: the request is recorded (received) before the
+            # pause, as a SIEM that has the data but has not answered yet.
             self.sink.record(True, self.entry(seq, raw, 200))
+            if self.sink.delay_seconds > 0:
+                self.sink.stopping.wait(self.sink.delay_seconds)
             self.reply(200, SUCCESS)
 
     def do_GET(self):
@@ -269,6 +274,8 @@ def main():
     ap.add_argument("--hang-first", type=int, default=0, metavar="M")
     ap.add_argument("--hang-seconds", type=float, default=30.0, metavar="S")
     ap.add_argument("--token")
+    ap.add_argument("--delay-seconds", type=float, default=0.0, metavar="S",
+                    help="pause before answering each successful POST (a slow receiver)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
@@ -284,7 +291,8 @@ def main():
     server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                     do_handshake_on_connect=False)
     server.verbose = args.verbose
-    server.sink = Sink(directory, args.fail_first, args.hang_first, args.hang_seconds, args.token)
+    server.sink = Sink(directory, args.fail_first, args.hang_first, args.hang_seconds, args.token,
+                       args.delay_seconds)
     port = server.server_address[1]
 
     stop = threading.Event()

@@ -629,6 +629,110 @@ rate_limit = {{ max = 1, window = "1d" }}
 }
 
 #[test]
+fn a_crash_mid_delivery_resends_at_most_the_batch_in_flight() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // A slow receiver (0.3 s per POST) so the kill lands mid-run.
+    let sink = HttpsSink::start(&dir.path().join("https"), &["--delay-seconds", "0.3"]);
+    let batch = 4;
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[outputs]]\nname = \"hec\"\ntype = \"splunk-hec\"\nurl = \"https://127.0.0.1:{}/services/collector/event\"\ntoken_env = \"TEST_HEC_TOKEN\"\nca_file = \"{}\"\nmin_severity = \"low\"\nbatch_size = {batch}\n",
+            sink.port,
+            sink.cert().display()
+        ),
+    );
+    let args = [
+        "alerts",
+        "send",
+        "--lake",
+        f.lake.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--since",
+        "-30d",
+    ];
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("TEST_HEC_TOKEN", "t")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL: no clean-up) once a few batches are through.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sink.received().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = sink.received().len();
+    assert!(
+        before * batch < f.alerts.len(),
+        "the run finished before the kill ({before} POSTs)"
+    );
+    let r = Command::new(bin())
+        .args(args)
+        .env("TEST_HEC_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for req in sink.received() {
+        for line in req["body"].as_str().unwrap().lines() {
+            let ev: Value = serde_json::from_str(line).unwrap();
+            *count
+                .entry(ev["event"]["id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(
+        count.len(),
+        f.alerts.len(),
+        "every alert delivered after the crash"
+    );
+    let repeated = count.values().filter(|n| **n > 1).count();
+    assert!(
+        repeated <= batch,
+        "{repeated} alerts delivered twice; at most the batch in flight ({batch}) may be"
+    );
+}
+
+#[test]
+fn detect_send_delivers_as_it_detects() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("detected.jsonl");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[outputs]]\nname = \"detect-send\"\ntype = \"file\"\npath = \"{}\"\nmin_severity = \"medium\"\n",
+            out.display()
+        ),
+    );
+    let r = fnwatch(&[
+        "detect",
+        "--lake",
+        f.lake.to_str().unwrap(),
+        "--from",
+        "2026-11-12",
+        "--to",
+        "2026-11-13",
+        "--send",
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        dir.path().join("alerts.jsonl").to_str().unwrap(),
+    ])
+    .ok();
+    assert!(r.stdout.contains("detect-send: delivered"), "{}", r.stdout);
+    let medium = f.alerts.values().filter(|a| a["severity"] != "low").count();
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(lines.lines().count(), medium);
+}
+
+#[test]
 fn configuration_mistakes_get_clear_errors() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
