@@ -1,9 +1,11 @@
 //! fnwatch-analytics: SQL over the telemetry lake with DataFusion.
 //!
-//! Start at [`session::LakeSession`]: it opens a lake, registers the `events`
-//! and `dead_letters` Delta tables and the per-type views of
+//! Start at [`session::LakeSession`]: it opens a lake, registers the `events`,
+//! `dead_letters` and `alerts` Delta tables and the per-type views of
 //! `queries/views.sql`, and runs read-only queries. [`output`] renders results
-//! as a table, CSV, JSON or Parquet.
+//! as a table, CSV, JSON or Parquet. [`sinks`] delivers stored alerts to SIEMs
+//! (syslog with CEF/OCSF, Splunk HEC, webhooks, files), at least once and in
+//! order.
 //!
 //! ```no_run
 //! # async fn demo() -> fnwatch_analytics::Result<()> {
