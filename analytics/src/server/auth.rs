@@ -1,0 +1,308 @@
+//! Who may connect: SCRAM-SHA-256 password authentication (pgwire's SASL
+//! handler over our users), or no authentication on loopback when asked.
+//!
+//! Passwords are salted and hashed once at start (PBKDF2, 4096 rounds, a
+//! random salt per user); the clear text is not kept. An unknown user gets a
+//! made-up but stable salt, so the exchange looks the same as for a known
+//! user with a wrong password and user names cannot be probed. Failures are
+//! logged at WARN with the user name and the peer, never the password.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use datafusion_postgres::pgwire;
+use futures::Sink;
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{
+    SCRAM_ITERATIONS, ScramAuth, gen_salted_password, random_nonce,
+};
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use pgwire::api::{
+    ClientInfo, ConnectionManager, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
+    PgWireConnectionState,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tracing::{info, warn};
+
+use super::config::Users;
+use crate::error::{AnalyticsError, Result};
+
+/// The users' salted passwords, as SCRAM wants them.
+pub(crate) struct ScramUsers {
+    salted: HashMap<String, Password>,
+    /// Key for the stable made-up salts of unknown users.
+    mock_key: [u8; 32],
+}
+
+impl Debug for ScramUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramUsers")
+            .field("users", &self.salted.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ScramUsers {
+    pub(crate) fn new(users: &Users) -> ScramUsers {
+        let salted = users
+            .iter()
+            .map(|(name, password)| {
+                let salt = random_nonce().into_bytes();
+                let hash = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+                (name.to_string(), Password::new(Some(salt), hash))
+            })
+            .collect();
+        let mock_key =
+            *blake3::hash(format!("{}{}", random_nonce(), random_nonce()).as_bytes()).as_bytes();
+        ScramUsers { salted, mock_key }
+    }
+
+    pub(crate) fn knows(&self, user: &str) -> bool {
+        self.salted.contains_key(user)
+    }
+
+    fn lookup(&self, user: &str) -> Password {
+        if let Some(p) = self.salted.get(user) {
+            return Password::new(p.salt().map(<[u8]>::to_vec), p.password().to_vec());
+        }
+        // No client can know this "salted password": the proof fails as for
+        // a wrong password, with the same salt on every attempt.
+        let mut hasher = blake3::Hasher::new_keyed(&self.mock_key);
+        hasher.update(user.as_bytes());
+        let mut out = [0u8; 48];
+        hasher.finalize_xof().fill(&mut out);
+        Password::new(Some(out[..16].to_vec()), out[16..].to_vec())
+    }
+}
+
+#[async_trait]
+impl AuthSource for ScramUsers {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().ok_or(PgWireError::UserNameRequired)?;
+        Ok(self.lookup(user))
+    }
+}
+
+/// What every connection's startup handler shares.
+pub(crate) struct AuthShared {
+    mode: Mode,
+    connections: Arc<ConnectionManager>,
+    parameters: Arc<DefaultServerParameterProvider>,
+}
+
+enum Mode {
+    Scram {
+        users: Arc<ScramUsers>,
+        /// The TLS certificate (PEM), for SCRAM-SHA-256-PLUS channel binding
+        /// on TLS connections.
+        cert_pem: Option<Vec<u8>>,
+    },
+    Open,
+}
+
+impl AuthShared {
+    pub(crate) fn scram(
+        users: &Users,
+        cert_pem: Option<Vec<u8>>,
+        connections: Arc<ConnectionManager>,
+    ) -> Result<AuthShared> {
+        if let Some(pem) = &cert_pem {
+            // Fail at start, not at the first TLS login.
+            let mut probe = ScramAuth::new(Arc::new(ScramUsers::new(&Users::default())));
+            probe.configure_certificate(pem).map_err(|e| {
+                AnalyticsError::Server(format!(
+                    "the TLS certificate cannot be used for SCRAM channel binding: {e}"
+                ))
+            })?;
+        }
+        Ok(AuthShared {
+            mode: Mode::Scram {
+                users: Arc::new(ScramUsers::new(users)),
+                cert_pem,
+            },
+            connections,
+            parameters: Arc::new(parameters()),
+        })
+    }
+
+    pub(crate) fn open(connections: Arc<ConnectionManager>) -> AuthShared {
+        AuthShared {
+            mode: Mode::Open,
+            connections,
+            parameters: Arc::new(parameters()),
+        }
+    }
+
+    /// A name for the method, for logs and the start-up banner.
+    pub(crate) fn method(&self) -> &'static str {
+        match self.mode {
+            Mode::Scram { .. } => "SCRAM-SHA-256",
+            Mode::Open => "none",
+        }
+    }
+}
+
+/// The parameters sent at login: what PostgreSQL sends, saying the session
+/// is read-only and not a superuser.
+fn parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.is_superuser = false;
+    p.default_transaction_read_only = true;
+    p
+}
+
+/// One connection's startup handler (pgwire asks for one per connection;
+/// the SASL state machine inside is per connection too).
+pub(crate) struct Startup {
+    shared: Arc<AuthShared>,
+    sasl: OnceLock<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
+    logged: AtomicBool,
+}
+
+impl Startup {
+    pub(crate) fn new(shared: Arc<AuthShared>) -> Startup {
+        Startup {
+            shared,
+            sasl: OnceLock::new(),
+            logged: AtomicBool::new(false),
+        }
+    }
+
+    fn sasl(
+        &self,
+        users: &Arc<ScramUsers>,
+        cert_pem: Option<&[u8]>,
+        secure: bool,
+    ) -> &SASLAuthStartupHandler<DefaultServerParameterProvider> {
+        self.sasl.get_or_init(|| {
+            let mut scram = ScramAuth::new(users.clone());
+            // Offer SCRAM-SHA-256-PLUS only on TLS connections: libpq rejects
+            // a server offering it over plain TCP.
+            if secure && let Some(pem) = cert_pem {
+                // Checked at start; a failure here only loses channel binding.
+                if let Err(e) = scram.configure_certificate(pem) {
+                    warn!(error = %e, "SCRAM channel binding is off");
+                }
+            }
+            SASLAuthStartupHandler::new(self.shared.parameters.clone())
+                .with_scram(scram)
+                .with_connection_manager(self.shared.connections.clone())
+        })
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = match &self.shared.mode {
+            Mode::Scram { users, cert_pem } => {
+                let secure = client.is_secure();
+                self.sasl(users, cert_pem.as_deref(), secure)
+                    .on_startup(client, message)
+                    .await
+            }
+            Mode::Open => {
+                let open = OpenStartup {
+                    connections: self.shared.connections.clone(),
+                };
+                open.on_startup(client, message).await
+            }
+        };
+        let meta = client.metadata();
+        let user = meta.get(METADATA_USER).cloned().unwrap_or_default();
+        let peer = client.socket_addr();
+        match result {
+            Ok(()) => {
+                if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+                    && !self.logged.swap(true, Ordering::Relaxed)
+                {
+                    let meta = client.metadata();
+                    info!(
+                        user = %user,
+                        database = meta.get(METADATA_DATABASE).map(String::as_str).unwrap_or(""),
+                        application = meta.get(METADATA_APPLICATION_NAME).map(String::as_str).unwrap_or(""),
+                        peer = %peer,
+                        tls = client.is_secure(),
+                        auth = self.shared.method(),
+                        "connection authenticated"
+                    );
+                }
+                Ok(())
+            }
+            Err(PgWireError::InvalidPassword(scram_name)) => {
+                // libpq leaves the SCRAM user name empty: the startup's counts.
+                let name = if user.is_empty() { scram_name } else { user };
+                let known = match &self.shared.mode {
+                    Mode::Scram { users, .. } => users.knows(&name),
+                    Mode::Open => false,
+                };
+                warn!(user = %name, known_user = known, peer = %peer, "password authentication failed");
+                // PostgreSQL's wording, which clients and people look for.
+                Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "28P01".into(),
+                    format!("password authentication failed for user \"{name}\""),
+                ))))
+            }
+            Err(e) => {
+                warn!(user = %user, peer = %peer, error = %e, "authentication failed");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `--no-auth`: pgwire's no-op startup, registered for cancel requests and
+/// telling the client the session is read-only.
+struct OpenStartup {
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for OpenStartup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.connections.clone())
+    }
+
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        for (name, value) in [
+            ("is_superuser", "off"),
+            ("default_transaction_read_only", "on"),
+        ] {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name.into(),
+                    value.into(),
+                )))
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,615 @@
+//! `fnwatch server` with the real `psql` client: results match `fnwatch sql`,
+//! psql's catalogue commands work, wrong passwords and writes are refused,
+//! and the row limit, time-out and TLS do what they say.
+//!
+//! psql comes from Debian's `postgresql-client` (infra/local/test-all.sh
+//! installs it); without it these tests fail with the command to run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::common::{bin, count, fnwatch, ingest};
+
+const PASSWORD: &str = "correct horse battery staple";
+const READ_ONLY: &str =
+    "is not allowed: the lake is read-only over SQL; it is changed only by fnwatch commands";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A lake with the sample telemetry (3,011 events, 4 dead letters).
+fn sample_lake(dir: &Path) -> PathBuf {
+    let lake = dir.join("lake");
+    ingest(&lake, &[&repo().join("tests/data/sample.jsonl.gz")]);
+    lake
+}
+
+fn psql_bin() -> &'static str {
+    let found = Command::new("psql")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "psql is missing; install it with: apt-get install -y postgresql-client \
+         (infra/local/test-all.sh does this)"
+    );
+    "psql"
+}
+
+/// A running `fnwatch server`, killed when dropped (also when a test fails).
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `fnwatch server --lake LAKE --listen 127.0.0.1:0 ARGS` with
+    /// FNWATCH_SQL_PASSWORD set (unless `password` is None) and waits for it
+    /// to accept connections.
+    fn start(lake: &Path, args: &[&str], password: Option<&str>) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.args(["-v", "server", "--lake"])
+            .arg(lake)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("FNWATCH_SQL_PASSWORD")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(p) = password {
+            cmd.env("FNWATCH_SQL_PASSWORD", p);
+        }
+        let mut child = cmd.spawn().expect("fnwatch server starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        // Drains stderr for the whole run (a full pipe would block the
+        // server) and reports the port of the start-up banner.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("fnwatch server: ")
+                    && let Some(port) = rest
+                        .split_once(" on 127.0.0.1:")
+                        .and_then(|(_, r)| r.split_whitespace().next())
+                        .and_then(|p| p.parse::<u16>().ok())
+                {
+                    let _ = tx.send(port);
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut server = Server {
+            child,
+            port: 0,
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(port) => server.port = port,
+            Err(_) => panic!("fnwatch server did not start:\n{}", server.log()),
+        }
+        // The banner is printed once bound; make sure it accepts.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("fnwatch server does not accept:\n{}", server.log());
+    }
+
+    /// The server's stderr so far, without terminal colours.
+    fn log(&self) -> String {
+        strip_ansi(&self.log.lock().unwrap())
+    }
+
+    /// Runs psql as `user` with `password` (PGPASSWORD) and psql `args`.
+    fn psql(&self, user: &str, password: Option<&str>, args: &[&str]) -> Psql {
+        self.psql_with(user, password, "", args)
+    }
+
+    /// As [`psql`](Self::psql), with extra connection-string options.
+    fn psql_with(&self, user: &str, password: Option<&str>, options: &str, args: &[&str]) -> Psql {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user={user} dbname=lake connect_timeout=10 {options}",
+            self.port
+        );
+        let mut cmd = Command::new(psql_bin());
+        cmd.args(["-X", "-v", "ON_ERROR_STOP=1", "-d", &conninfo])
+            .args(args)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSERVICE")
+            .env("PGSSLMODE", "disable")
+            .env("PGPASSFILE", "/nonexistent")
+            .stdin(Stdio::null());
+        if options.contains("sslmode") {
+            cmd.env_remove("PGSSLMODE");
+        }
+        if let Some(p) = password {
+            cmd.env("PGPASSWORD", p);
+        }
+        let o = cmd.output().expect("psql runs");
+        Psql {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Runs one query as `analyst` and returns the unaligned, tuples-only output.
+    fn query(&self, sql: &str) -> String {
+        let r = self.psql("analyst", Some(PASSWORD), &["-At", "-c", sql]);
+        assert_eq!(r.code, 0, "{sql}\n{r:?}\nserver log:\n{}", self.log());
+        r.stdout.trim().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[derive(Debug)]
+struct Psql {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+#[test]
+fn psql_reads_the_lake_like_fnwatch_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+
+    for sql in [
+        "SELECT count(*) FROM events",
+        "SELECT count(*) FROM dns",
+        "SELECT count(*) FROM dead_letters",
+        "SELECT count(DISTINCT function) FROM invocations WHERE status = 'success'",
+    ] {
+        let expected = count(&lake, sql);
+        assert_eq!(server.query(sql), expected.to_string(), "{sql}");
+    }
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), 3011);
+    // The issue's example: alerts, newest first (empty before `detect`).
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-c", "select * from alerts order by time desc limit 20"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("(0 rows)"), "{r:?}");
+
+    // A grouped result with text, integer and timestamp columns.
+    let rows = server
+        .query("SELECT function, count(*), max(time) FROM dns GROUP BY function ORDER BY function");
+    let fnwatch_rows = crate::common::query(
+        &lake,
+        "SELECT function, count(*) AS n FROM dns GROUP BY function ORDER BY function",
+    );
+    assert_eq!(rows.lines().count(), fnwatch_rows.len(), "{rows}");
+    for (line, row) in rows.lines().zip(&fnwatch_rows) {
+        let cols: Vec<&str> = line.split('|').collect();
+        assert_eq!(cols[0], row["function"].as_str().unwrap(), "{line}");
+        assert_eq!(cols[1], row["n"].to_string(), "{line}");
+        assert!(cols[2].starts_with("20"), "a timestamp: {line}");
+    }
+}
+
+#[test]
+fn psql_catalogue_commands_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+
+    let dt = server.psql("analyst", Some(PASSWORD), &["-c", "\\dt"]);
+    assert_eq!(dt.code, 0, "{dt:?}\n{}", server.log());
+    for table in ["events", "dead_letters", "alerts"] {
+        assert!(
+            dt.stdout.lines().any(|l| l.contains(&format!(" {table} "))),
+            "\\dt lacks {table}:\n{}",
+            dt.stdout
+        );
+    }
+
+    let dv = server.psql("analyst", Some(PASSWORD), &["-c", "\\dv"]);
+    assert_eq!(dv.code, 0, "{dv:?}");
+    for view in [
+        "invocations",
+        "dns",
+        "processes",
+        "network",
+        "files",
+        "api_calls",
+        "function_configs",
+    ] {
+        assert!(
+            dv.stdout.lines().any(|l| l.contains(&format!(" {view} "))),
+            "\\dv lacks {view}:\n{}",
+            dv.stdout
+        );
+    }
+
+    let d = server.psql("analyst", Some(PASSWORD), &["-c", "\\d"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(
+        d.stdout.contains("events") && d.stdout.contains("dns"),
+        "{}",
+        d.stdout
+    );
+
+    let de = server.psql("analyst", Some(PASSWORD), &["-c", "\\d events"]);
+    assert_eq!(de.code, 0, "{de:?}\n{}", server.log());
+    assert!(de.stdout.contains("\"public.events\""), "{}", de.stdout);
+    for column in ["time", "function", "request_id", "duration_ms", "date"] {
+        assert!(
+            de.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(column)),
+            "\\d events lacks {column}:\n{}",
+            de.stdout
+        );
+    }
+
+    // What JDBC and BI tools ask at connect time.
+    assert_eq!(server.query("SELECT current_database()"), "datafusion");
+    assert!(!server.query("SHOW transaction_isolation").is_empty());
+    let tables = server.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    );
+    assert!(tables.lines().any(|t| t == "events"), "{tables}");
+}
+
+#[test]
+fn wrong_passwords_and_unknown_users_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+
+    let wrong = "not-the-password-9137";
+    let r = server.psql("analyst", Some(wrong), &["-c", "SELECT 1"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("password authentication failed for user \"analyst\""),
+        "{r:?}"
+    );
+    let r = server.psql("mallory", Some(PASSWORD), &["-c", "SELECT 1"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("password authentication failed for user \"mallory\""),
+        "{r:?}"
+    );
+    // The right password still works, over SCRAM.
+    assert_eq!(server.query("SELECT 1"), "1");
+
+    let log = server.log();
+    for user in ["analyst", "mallory"] {
+        assert!(
+            log.lines().any(|l| l.contains("WARN")
+                && l.contains("password authentication failed")
+                && l.contains(&format!("user={user} "))),
+            "{log}"
+        );
+    }
+    assert!(
+        !log.contains(wrong),
+        "a password leaked into the log:\n{log}"
+    );
+    assert!(
+        !log.contains(PASSWORD),
+        "a password leaked into the log:\n{log}"
+    );
+}
+
+#[test]
+fn writes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+
+    for (sql, what) in [
+        ("CREATE TABLE x(a int)", "CREATE TABLE"),
+        ("DROP TABLE events", "DROP TABLE"),
+        ("INSERT INTO alerts SELECT * FROM alerts", "INSERT"),
+        ("DELETE FROM alerts", "DELETE"),
+        ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
+        ("COPY events TO '/tmp/fnwatch-copy.parquet'", "COPY"),
+        (
+            "WITH gone AS (DELETE FROM alerts RETURNING *) SELECT * FROM gone",
+            "DELETE",
+        ),
+    ] {
+        let r = server.psql("analyst", Some(PASSWORD), &["-c", sql]);
+        assert_ne!(r.code, 0, "{sql} was not refused: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("{what} {READ_ONLY}")),
+            "{sql}: {r:?}"
+        );
+    }
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-c", "SET datafusion.execution.batch_size = 1"],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("shared by all connections"), "{r:?}");
+    // Nothing changed, and session settings still work.
+    assert_eq!(server.query("SELECT count(*) FROM events"), "3011");
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &[
+            "-At",
+            "-c",
+            "SET application_name = 'hunt'",
+            "-c",
+            "SET TIME ZONE 'UTC'",
+            "-c",
+            "SELECT 42",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.trim_end().ends_with("42"), "{r:?}");
+    assert!(!Path::new("/tmp/fnwatch-copy.parquet").exists());
+}
+
+#[test]
+fn row_limit_cuts_results_with_a_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &["--max-rows", "5"], Some(PASSWORD));
+
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &[
+            "-At",
+            "-c",
+            "SELECT function, time FROM events ORDER BY time",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 5, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "NOTICE:  result cut to its first 5 rows: the server's row limit (--max-rows)"
+        ),
+        "{r:?}"
+    );
+    // Catalogue queries are not cut: \d shows every column of events.
+    let r = server.psql("analyst", Some(PASSWORD), &["-c", "\\d events"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for column in ["time", "duration_ms", "ingested_at", "date"] {
+        assert!(
+            r.stdout.lines().any(|l| l.trim_start().starts_with(column)),
+            "{column}: {r:?}"
+        );
+    }
+    assert!(!r.stderr.contains("NOTICE"), "{r:?}");
+    // A result within the limit has no notice.
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-At", "-c", "SELECT count(*) FROM events"],
+    );
+    assert_eq!(r.stdout.trim(), "3011", "{r:?}");
+    assert!(!r.stderr.contains("NOTICE"), "{r:?}");
+}
+
+#[test]
+fn long_queries_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &["--query-timeout", "1s"], Some(PASSWORD));
+
+    let slow = "SELECT count(*) FROM generate_series(1, 100000000000) AS t(n) WHERE n % 7 = 3";
+    let started = std::time::Instant::now();
+    let r = server.psql("analyst", Some(PASSWORD), &["-c", slow]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("canceling statement due to statement timeout")
+            && r.stderr.contains("--query-timeout"),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    // The server goes on serving.
+    assert_eq!(server.query("SELECT count(*) FROM events"), "3011");
+
+    // A session's own, shorter statement_timeout counts too.
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-c", "SET statement_timeout = '500ms'", "-c", slow],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("statement_timeout"), "{r:?}");
+}
+
+#[test]
+fn users_file_tls_and_scram_channel_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let users = dir.path().join("sql-users");
+    std::fs::write(&users, "# analysts\nbob:b0b's pass:word\n").unwrap();
+    // A self-signed certificate for 127.0.0.1.
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let o = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let server = Server::start(
+        &lake,
+        &[
+            "--users-file",
+            users.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        None,
+    );
+    // TLS, and SCRAM-SHA-256-PLUS bound to the TLS channel.
+    let r = server.psql_with(
+        "bob",
+        Some("b0b's pass:word"),
+        "sslmode=require channel_binding=require",
+        &["-At", "-c", "SELECT count(*) FROM events"],
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", server.log());
+    assert_eq!(r.stdout.trim(), "3011");
+    // Plain TCP still works (SCRAM-SHA-256 without channel binding).
+    let r = server.psql("bob", Some("b0b's pass:word"), &["-At", "-c", "SELECT 1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // `analyst` has no password here.
+    let r = server.psql("analyst", Some(PASSWORD), &["-c", "SELECT 1"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let log = server.log();
+    assert!(log.contains("tls=true"), "{log}");
+    // The users file is world-readable as written by the test: warned about.
+    assert!(log.contains("chmod 600"), "{log}");
+}
+
+#[test]
+fn no_auth_only_on_loopback_and_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let lake_s = lake.to_str().unwrap();
+
+    let r = fnwatch(&[
+        "server",
+        "--lake",
+        lake_s,
+        "--listen",
+        "0.0.0.0:0",
+        "--no-auth",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--no-auth is refused on 0.0.0.0:0"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("loopback"), "{}", r.stderr);
+
+    let o = Command::new(bin())
+        .args(["server", "--lake", lake_s, "--listen", "127.0.0.1:0"])
+        .env_remove("FNWATCH_SQL_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("set FNWATCH_SQL_PASSWORD") && stderr.contains("--users-file"),
+        "{stderr}"
+    );
+
+    let server = Server::start(&lake, &["--no-auth"], None);
+    let r = server.psql(
+        "whoever",
+        None,
+        &["-At", "-c", "SELECT count(*) FROM events"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.trim(), "3011");
+}
+
+#[test]
+fn help_shows_examples() {
+    let r = fnwatch(&["server", "--help"]).ok();
+    for needle in [
+        "--users-file",
+        "--no-auth",
+        "--tls-cert",
+        "--query-timeout",
+        "--max-rows",
+        "FNWATCH_SQL_PASSWORD",
+        "Examples:",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn a_running_server_sees_new_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &["--refresh", "1s"], Some(PASSWORD));
+    assert_eq!(server.query("SELECT count(*) FROM events"), "3011");
+
+    ingest(&lake, &[&repo().join("tests/data/attacks.jsonl")]);
+    let expected = count(&lake, "SELECT count(*) FROM events").to_string();
+    let expected_processes = count(&lake, "SELECT count(*) FROM processes").to_string();
+    assert_ne!(expected, "3011");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // Tables and views move together.
+        let now = server.query("SELECT count(*) FROM events");
+        if now == expected {
+            assert_eq!(
+                server.query("SELECT count(*) FROM processes"),
+                expected_processes
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {now} events, expected {expected}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(server.log().contains("lake refreshed"), "{}", server.log());
+    // psql's catalogue still answers after the swap.
+    let r = server.psql("analyst", Some(PASSWORD), &["-c", "\\dt"]);
+    assert!(r.stdout.contains(" events "), "{r:?}");
+}
