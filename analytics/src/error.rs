@@ -30,6 +30,11 @@ pub enum AnalyticsError {
     /// Writing the results failed.
     #[error("cannot write results: {0}")]
     Output(String),
+
+    /// The SQL endpoint cannot start: its users file, TLS files, listen
+    /// address or access rules are wrong.
+    #[error("{0}")]
+    Server(String),
 }
 
 /// Result alias of the analytics crate.

@@ -5,7 +5,8 @@
 //! `queries/views.sql`, and runs read-only queries. [`output`] renders results
 //! as a table, CSV, JSON or Parquet. [`sinks`] delivers stored alerts to SIEMs
 //! (syslog with CEF/OCSF, Splunk HEC, webhooks, files), at least once and in
-//! order.
+//! order. [`server`] serves the lake, read-only, over the PostgreSQL wire
+//! protocol (psql, JDBC).
 //!
 //! ```no_run
 //! # async fn demo() -> fnwatch_analytics::Result<()> {
@@ -18,6 +19,8 @@
 pub mod error;
 pub mod output;
 pub mod params;
+pub mod report;
+pub mod server;
 pub mod session;
 
 pub use error::{AnalyticsError, Result};

@@ -11,6 +11,8 @@ bash infra/local/install-python-tools.sh
 # The real receivers the output tests start (rsyslog from Debian's packages;
 # the HTTPS endpoint is Python's standard library and openssl).
 bash infra/local/syslog/rsyslog.sh install
+# The real client the SQL endpoint tests drive (tests/e2e/server.rs).
+command -v psql >/dev/null || { apt-get update && apt-get install -y postgresql-client; }
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

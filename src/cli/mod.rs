@@ -5,6 +5,8 @@ mod compact;
 mod demo;
 mod detect;
 mod ingest;
+mod report;
+mod server;
 mod simulate;
 mod sql;
 mod train;
@@ -60,6 +62,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Deliver stored alerts to SIEMs, chat and files (the outputs of fnwatch.toml).
     Alerts(alerts::AlertsArgs),
+    /// Write an anomaly report for a window (HTML with charts, Markdown, JSON), once or on a schedule.
+    Report(report::ReportArgs),
+    /// Serve the lake over the PostgreSQL wire protocol (psql, JDBC, Grafana), read-only.
+    Server(server::ServerArgs),
 }
 
 pub fn init_logging(g: &GlobalArgs) {
@@ -93,6 +99,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Simulate(a) => simulate::run(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Alerts(a) => alerts::run(a).await,
+            Command::Report(a) => report::run(a).await,
+            Command::Server(a) => server::run(a).await,
         }
     })
 }

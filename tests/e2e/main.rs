@@ -10,4 +10,6 @@ mod lake;
 mod outputs;
 mod queries;
 mod receivers;
+mod reports;
+mod server;
 mod shapes;

@@ -15,18 +15,19 @@ use crate::common::{bin, fnwatch, query};
 use crate::receivers::{HttpsSink, Rsyslog};
 
 /// A function name an attacker could choose (the spec allows 170 chars).
-const HOSTILE_FN: &str = "evil|fn=1\\x\nCEF:0|forged|forged|1|x|forged alert|10|";
+pub const HOSTILE_FN: &str =
+    "evil|fn=1\\x\nCEF:0|forged|forged|1|x|forged alert|10|<img src=x onerror=alert(1)>";
 
-struct Fixture {
+pub struct Fixture {
     _dir: tempfile::TempDir,
-    lake: PathBuf,
+    pub lake: PathBuf,
     /// id -> alert row (as `fnwatch sql` gives it).
-    alerts: HashMap<String, serde_json::Map<String, Value>>,
+    pub alerts: HashMap<String, serde_json::Map<String, Value>>,
 }
 
 /// One lake for every test here: a small simulated fleet, trained on two
 /// days, detected on the third, plus an unknown function with hostile names.
-fn fixture() -> &'static Fixture {
+pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
