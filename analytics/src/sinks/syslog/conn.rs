@@ -240,31 +240,25 @@ impl SyslogSink {
     /// it does after reading everything sent.
     pub async fn close(&mut self) -> std::result::Result<(), SendError> {
         let timeout = self.timeout;
-        let mut buf = [0u8; 256];
         match self.conn.take() {
-            Some(Conn::Tcp(mut w)) => {
-                let r = tokio::time::timeout(timeout, async {
-                    w.flush().await?;
-                    w.get_mut().shutdown().await?;
-                    while w.get_mut().read(&mut buf).await? > 0 {}
-                    Ok::<(), std::io::Error>(())
-                })
-                .await;
-                finish(r)
-            }
+            Some(Conn::Tcp(mut w)) => finish(tokio::time::timeout(timeout, drain(&mut w)).await),
             Some(Conn::Tls(mut w)) => {
-                let r = tokio::time::timeout(timeout, async {
-                    w.flush().await?;
-                    w.get_mut().shutdown().await?;
-                    while w.get_mut().read(&mut buf).await? > 0 {}
-                    Ok::<(), std::io::Error>(())
-                })
-                .await;
-                finish(r)
+                finish(tokio::time::timeout(timeout, drain(w.as_mut())).await)
             }
             _ => Ok(()),
         }
     }
+}
+
+/// Flushes, half-closes, and reads until the receiver closes its side.
+async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    w: &mut BufWriter<S>,
+) -> std::io::Result<()> {
+    let mut buf = [0u8; 256];
+    w.flush().await?;
+    w.get_mut().shutdown().await?;
+    while w.get_mut().read(&mut buf).await? > 0 {}
+    Ok(())
 }
 
 /// Writes and flushes `bytes`; `Err(None)` when it did not finish in time.
