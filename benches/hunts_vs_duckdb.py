@@ -394,7 +394,7 @@ def delta_state(table_dir: Path) -> dict:
 
 def duckdb_setup(lake: Path) -> tuple[list[str], dict]:
     """SET TimeZone, one view per table (read_parquet, or empty with the Delta columns), views.sql."""
-    setup = ["SET TimeZone = 'UTC'"]
+    setup = ["SET TimeZone = 'UTC'", "SET enable_progress_bar = false"]
     tables = {}
     for t in TABLES:
         tdir = lake / t
