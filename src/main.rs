@@ -14,7 +14,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_logging(&args.global);
+    cli::init_logging(&args.global, args.command.is_service());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

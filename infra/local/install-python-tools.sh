@@ -11,6 +11,8 @@
 #                    (1.0.0 to 1.8.0, bundled: no network) as JSON Schema;
 #                    pinned, as the bundled OCSF versions come with it
 #   jsonschema       validates our Detection Findings against that JSON Schema
+#   boto3            tests/e2e/kinesis_tool.py: an independent Kinesis producer
+#                    and admin client
 #
 # Usage: bash infra/local/install-python-tools.sh
 # Environment: PYTHON (default python3) picks the interpreter.
@@ -32,6 +34,7 @@ PACKAGES=(
     "aws_kinesis_agg.aggregator|aws-kinesis-agg"
     "ocsf_json_schema|ocsf-json-schema==1.2.0"
     "jsonschema|jsonschema>=4.18,<5"
+    "boto3|boto3"
 )
 
 missing=()

@@ -11,8 +11,13 @@ bash infra/local/install-python-tools.sh
 # The real receivers the output tests start (rsyslog from Debian's packages;
 # the HTTPS endpoint is Python's standard library and openssl).
 bash infra/local/syslog/rsyslog.sh install
+# The Kinesis emulator the `fnwatch ingest --kinesis` tests start
+# (tests/e2e/kinesis.rs): kinesalite, with npm, outside the repository.
+bash infra/local/kinesis/kinesalite.sh install
 # The real client the SQL endpoint tests drive (tests/e2e/server.rs).
 command -v psql >/dev/null || { apt-get update && apt-get install -y postgresql-client; }
+# Lint the AWS deployment (cfn-lint on infra/aws/fnwatch.yaml, the IAM policy's JSON).
+bash infra/aws/check.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

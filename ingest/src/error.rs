@@ -49,9 +49,34 @@ pub enum IngestError {
         source: Box<deltalake::DeltaTableError>,
     },
 
+    /// An outside system: the stream being read (Kinesis).
+    #[error("{0}")]
+    Source(String),
+
     /// Our bug: an internal invariant broke.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl IngestError {
+    /// Whether a Delta commit was refused because a concurrent commit wrote
+    /// the same application transaction (another worker committed the same
+    /// shard or file position).
+    pub fn is_commit_conflict(&self) -> bool {
+        use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
+        matches!(
+            self,
+            IngestError::Delta { source, .. }
+                if matches!(
+                    source.as_ref(),
+                    deltalake::DeltaTableError::Transaction {
+                        source: TransactionError::CommitConflict(
+                            CommitConflictError::ConcurrentTransaction
+                        )
+                    }
+                )
+        )
+    }
 }
 
 /// Result alias of the ingest crate.

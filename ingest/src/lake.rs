@@ -222,16 +222,31 @@ impl Lake {
         if !empty {
             return Lake::open(spec).await;
         }
-        std::fs::create_dir_all(&root).map_err(storage)?;
-        create_table(&root, EVENTS, &events_schema(), &EVENTS_PARTITIONS).await?;
+        // Built beside its final place and renamed into it, so two
+        // processes creating the same lake at once cannot leave half of one:
+        // the first rename wins, the other opens the winner's lake.
+        let parent = root
+            .parent()
+            .ok_or_else(|| IngestError::UnsupportedLocation {
+                location: spec.to_string(),
+                why: "a lake cannot be the file system root".into(),
+            })?;
+        std::fs::create_dir_all(parent).map_err(storage)?;
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "lake".into());
+        let building = parent.join(format!(".{name}.creating-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&building);
+        std::fs::create_dir_all(&building).map_err(storage)?;
+        create_table(&building, EVENTS, &events_schema(), &EVENTS_PARTITIONS).await?;
         create_table(
-            &root,
+            &building,
             DEAD_LETTERS,
             &dead_letters_schema(),
             &DEAD_LETTER_PARTITIONS,
         )
         .await?;
-        // The marker comes last: a lake without it was never finished.
         let marker = Marker {
             format: "fnwatch-lake".into(),
             version: LAKE_FORMAT_VERSION,
@@ -239,9 +254,15 @@ impl Lake {
         };
         let text = serde_json::to_string_pretty(&marker)
             .map_err(|e| IngestError::Internal(format!("marker: {e}")))?;
-        let tmp = root.join(format!("{MARKER}.tmp"));
-        std::fs::write(&tmp, text).map_err(storage)?;
-        std::fs::rename(&tmp, root.join(MARKER)).map_err(storage)?;
+        std::fs::write(building.join(MARKER), text).map_err(storage)?;
+        if let Err(e) = std::fs::rename(&building, &root) {
+            let _ = std::fs::remove_dir_all(&building);
+            if root.join(MARKER).is_file() {
+                // Another process created it first.
+                return Lake::open(spec).await;
+            }
+            return Err(storage(e));
+        }
         info!(lake = %spec, "created a new lake");
         Lake::open(spec).await
     }

@@ -33,13 +33,29 @@ interrupted resumes after its last commit.
 Examples:
   fnwatch ingest --lake ./lake telemetry-*.jsonl.gz
   fnwatch ingest --lake ./lake ./exports/
-  zcat day.jsonl.gz | fnwatch ingest --lake ./lake -")]
+  zcat day.jsonl.gz | fnwatch ingest --lake ./lake -
+
+The Kinesis worker (--kinesis STREAM) runs until SIGTERM or Ctrl-C: it reads
+every shard (several workers on one stream share them through leases in the
+lake, under _kinesis/), commits each shard's position in the same Delta commit
+as its records (a restart resumes exactly after the last committed record),
+reads a split or merged shard's children only after the parents are complete,
+and on a stop commits what it holds and exits 0. Credentials and region come
+from the standard AWS chain (environment, profile, SSO, container or instance
+role).
+  fnwatch ingest --lake ./lake --kinesis telemetry --region eu-west-1 \
+      --metrics-addr 0.0.0.0:9464
+  fnwatch ingest --lake ./lake --kinesis telemetry --endpoint-url http://127.0.0.1:4567")]
 pub struct IngestArgs {
     /// The lake folder (created if it does not exist).
     #[arg(long, value_name = "PATH")]
     pub lake: String,
     /// Files, folders (searched recursively) or `-` for standard input.
-    #[arg(value_name = "INPUT", required = true)]
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "kinesis",
+        conflicts_with = "kinesis"
+    )]
     pub inputs: Vec<PathBuf>,
     /// Ingest files again even if the lake already holds their content.
     #[arg(long)]
@@ -53,9 +69,14 @@ pub struct IngestArgs {
     /// Largest record (line) accepted, in bytes; longer ones are dead-lettered.
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_record_bytes: usize,
+    #[command(flatten)]
+    pub kinesis: super::ingest_kinesis::KinesisArgs,
 }
 
 pub async fn run(a: IngestArgs) -> anyhow::Result<()> {
+    if let Some(stream) = &a.kinesis.kinesis {
+        return super::ingest_kinesis::run(&a.lake, stream, &a.kinesis).await;
+    }
     let mut lake = Lake::open_or_create(&a.lake)
         .await
         .with_context(|| format!("opening lake {}", a.lake))?;

@@ -5,6 +5,7 @@ mod compact;
 mod demo;
 mod detect;
 mod ingest;
+mod ingest_kinesis;
 mod report;
 mod server;
 mod simulate;
@@ -68,9 +69,20 @@ pub enum Command {
     Server(server::ServerArgs),
 }
 
-pub fn init_logging(g: &GlobalArgs) {
+impl Command {
+    /// Services log their lifecycle at `info` by default; one-shot commands
+    /// stay quiet unless asked (-v).
+    pub fn is_service(&self) -> bool {
+        matches!(self, Command::Ingest(a) if a.kinesis.kinesis.is_some())
+    }
+}
+
+pub fn init_logging(g: &GlobalArgs, service: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match g.verbose {
+        // A service logs its lifecycle; the Delta kernel's probes of tables
+        // that do not exist yet are not news.
+        0 if service => "info,deltalake=warn,datafusion=warn,buoyant_kernel=off,delta_kernel=off",
         0 => "warn,buoyant_kernel=off,delta_kernel=off",
         1 => "info,deltalake=warn,datafusion=warn,buoyant_kernel=warn,delta_kernel=warn",
         _ => "debug",

@@ -6,6 +6,8 @@
 mod bad_input;
 mod common;
 mod detection;
+mod kinesis;
+mod kinesis_harness;
 mod lake;
 mod outputs;
 mod queries;

@@ -1,0 +1,626 @@
+//! The Kinesis worker against a real emulator (kinesalite, started by
+//! tests/e2e/kinesis_harness.rs), with records put by boto3
+//! (tests/e2e/kinesis_tool.py), not by our own code: every shard, exactly
+//! once, through resharding, crashes, outages, throttling, poison records and
+//! a second worker.
+//!
+//! The oracle: the same telemetry files ingested with `fnwatch ingest FILES`
+//! into a reference lake; the worker's lake must hold exactly the same rows
+//! (no loss, no duplicate).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{bin, count, fnwatch};
+use crate::kinesis_harness::{Kinesalite, aws_env};
+use crate::receivers::free_port;
+
+/// Telemetry of a small fleet (simulated), as gzip JSON Lines files.
+fn telemetry(dir: &Path, seed: u64, invocations: u64) -> Vec<PathBuf> {
+    let out = dir.join(format!("telemetry-{seed}"));
+    fnwatch(&[
+        "simulate",
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        &seed.to_string(),
+        "--start",
+        "2026-11-20",
+        "--days",
+        "1",
+        "--invocations-per-day",
+        &invocations.to_string(),
+        "--attack-days",
+        "0",
+    ])
+    .ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "simulate wrote no telemetry");
+    files
+}
+
+/// Every event row, canonically ordered, as CSV text.
+fn dump(lake: &Path) -> String {
+    let r = fnwatch(&[
+        "sql",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT type, function, coalesce(request_id, '') AS r, CAST(time AS VARCHAR) AS t, \
+         coalesce(query, exe, path, action, remote_ip, message, '') AS what \
+         FROM events ORDER BY 1, 2, 3, 4, 5",
+    ])
+    .ok();
+    r.stdout
+}
+
+fn events(lake: &Path) -> i64 {
+    if !lake.join("events").join("_delta_log").is_dir() {
+        return 0;
+    }
+    count(lake, "SELECT count(*) FROM events")
+}
+
+/// The reference: the same files through the file ingest.
+fn reference(dir: &Path, files: &[PathBuf]) -> (PathBuf, i64) {
+    let lake = dir.join("reference-lake");
+    let mut args = vec!["ingest", "--lake", lake.to_str().unwrap(), "--no-progress"];
+    for f in files {
+        args.push(f.to_str().unwrap());
+    }
+    fnwatch(&args).ok();
+    let n = events(&lake);
+    assert!(n > 500, "reference lake has {n} events");
+    (lake, n)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A running `fnwatch ingest --kinesis` process.
+struct WorkerProc {
+    child: Child,
+    log: PathBuf,
+    metrics: u16,
+}
+
+impl WorkerProc {
+    fn start(
+        k: &Kinesalite,
+        lake: &Path,
+        stream: &str,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> WorkerProc {
+        let log = lake.with_file_name(format!("{name}.log"));
+        let metrics = free_port();
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "ingest",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--kinesis",
+            stream,
+            "--endpoint-url",
+            &k.endpoint(),
+            "--region",
+            "us-east-1",
+            "--flush-interval",
+            "700ms",
+            "--idle-poll",
+            "100ms",
+            "--shard-sync",
+            "1s",
+            "--lease-timeout",
+            "3s",
+            "--worker-id",
+            name,
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in aws_env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("fnwatch starts");
+        WorkerProc {
+            child,
+            log,
+            metrics,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn http(&self, path: &str) -> String {
+        let mut s = match std::net::TcpStream::connect(("127.0.0.1", self.metrics)) {
+            Ok(s) => s,
+            Err(_) => return String::new(),
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// The value of a metric line (first series matching `prefix`), summed
+    /// over all series whose name starts with it.
+    fn metric_sum(&self, name: &str) -> f64 {
+        self.http("/metrics")
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits for the process to exit on its own.
+    fn wait(&mut self, timeout: Duration) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!("worker did not exit within {timeout:?}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit code and stdout.
+    fn term(&mut self) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let code = self.wait(Duration::from_secs(60));
+        let mut out = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        (code, out)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// All lines of `files`, cut into two files: the first half and the rest.
+fn halves(dir: &Path, files: &[PathBuf]) -> [PathBuf; 2] {
+    let mut lines = Vec::new();
+    for f in files {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(f).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    }
+    let mid = lines.len() / 2;
+    let a = dir.join("first-half.jsonl");
+    let b = dir.join("second-half.jsonl");
+    std::fs::write(&a, lines[..mid].join("\n") + "\n").unwrap();
+    std::fs::write(&b, lines[mid..].join("\n") + "\n").unwrap();
+    [a, b]
+}
+
+fn put_files(k: &Kinesalite, stream: &str, files: &[PathBuf]) -> u64 {
+    files.iter().map(|f| k.put_file(stream, f)).sum()
+}
+
+/// The worker's lake holds exactly the reference's rows.
+#[track_caller]
+fn assert_same_rows(lake: &Path, reference: &Path, log: &str) {
+    let got = dump(lake);
+    let want = dump(reference);
+    if got != want {
+        let g: Vec<&str> = got.lines().collect();
+        let w: Vec<&str> = want.lines().collect();
+        panic!(
+            "the worker's lake differs from the reference: {} rows vs {} (first difference near {:?} / {:?})\nworker log:\n{log}",
+            g.len(),
+            w.len(),
+            g.iter().zip(&w).find(|(a, b)| a != b),
+            (g.len(), w.len())
+        );
+    }
+}
+
+#[test]
+fn worker_reads_every_shard_exactly_once_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    let files = telemetry(dir.path(), 11, 250);
+    let (reference, want) = reference(dir.path(), &files);
+    k.create_stream("telemetry", 3);
+    let put = put_files(&k, "telemetry", &files);
+    assert!(put > 0);
+
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "telemetry", "w1", &[], &[]);
+    wait_until("every event in the lake", Duration::from_secs(120), || {
+        events(&lake) >= want
+    });
+    // Metrics and health while it runs.
+    let m = w.http("/metrics");
+    assert!(
+        m.contains("fnwatch_kinesis_records_total{shard=\"shardId-000000000000\"}"),
+        "{m}"
+    );
+    assert!(m.contains("fnwatch_kinesis_millis_behind_latest"), "{m}");
+    assert!(m.contains("fnwatch_kinesis_commits_total"), "{m}");
+    assert_eq!(
+        w.metric_sum("fnwatch_kinesis_records_total"),
+        put as f64,
+        "{m}"
+    );
+    assert!(w.http("/health").starts_with("HTTP/1.1 200"));
+    let (code, out) = w.term();
+    assert_eq!(code, 0, "SIGTERM exits 0\n{}", w.log());
+    assert!(out.contains("stopped:"), "{out}");
+    assert_same_rows(&lake, &reference, &w.log());
+
+    // A restart reads nothing twice; records put meanwhile arrive once.
+    let more = telemetry(dir.path(), 12, 60);
+    put_files(&k, "telemetry", &more);
+    let mut all = files.clone();
+    all.extend(more.iter().cloned());
+    let reference2 = dir.path().join("reference2");
+    let mut args = vec![
+        "ingest",
+        "--lake",
+        reference2.to_str().unwrap(),
+        "--no-progress",
+    ];
+    for f in &all {
+        args.push(f.to_str().unwrap());
+    }
+    fnwatch(&args).ok();
+    let want2 = events(&reference2);
+    let mut w = WorkerProc::start(&k, &lake, "telemetry", "w1", &[], &[]);
+    wait_until("the new events", Duration::from_secs(120), || {
+        events(&lake) >= want2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_same_rows(&lake, &reference2, &w.log());
+}
+
+#[test]
+fn kill_9_before_a_commit_and_between_its_two_halves_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    let files = telemetry(dir.path(), 21, 300);
+    let (reference, want) = reference(dir.path(), &files);
+    // One shard, so which commit holds what is certain: the poison record
+    // first, then the telemetry, read 100 records at a time.
+    k.create_stream("s", 1);
+    let poison = dir.path().join("poison.bin");
+    std::fs::write(&poison, b"{\"type\":\"dns\",\"time\":").unwrap();
+    k.tool(&[
+        "put-raw",
+        "s",
+        "--partition-key",
+        "p1",
+        "--data-file",
+        poison.to_str().unwrap(),
+    ]);
+    put_files(&k, "s", &files);
+    let lake = dir.path().join("lake");
+    let small = ["--flush-bytes", "20k"];
+    let tune = ("FNWATCH_TUNE_RECORDS_PER_CALL", "100");
+
+    // Dies during its first commit: after the dead letters, before the events.
+    let mut w = WorkerProc::start(
+        &k,
+        &lake,
+        "s",
+        "w1",
+        &small,
+        &[tune, ("FNWATCH_FAIL_BETWEEN_COMMITS", "1")],
+    );
+    let code = w.wait(Duration::from_secs(120));
+    assert_ne!(code, 0, "the failpoint aborts the worker\n{}", w.log());
+    assert!(w.log().contains("failpoint"), "{}", w.log());
+    assert_eq!(count(&lake, "SELECT count(*) FROM dead_letters"), 1);
+    assert_eq!(events(&lake), 0);
+
+    // Dies after writing the files of its second commit, before committing it.
+    let mut w = WorkerProc::start(
+        &k,
+        &lake,
+        "s",
+        "w1",
+        &small,
+        &[tune, ("FNWATCH_FAIL_BEFORE_COMMIT", "2")],
+    );
+    let code = w.wait(Duration::from_secs(120));
+    assert_ne!(code, 0, "the failpoint aborts the worker\n{}", w.log());
+    let after_first = events(&lake);
+    assert!(
+        after_first > 0 && after_first < want,
+        "one commit only: {after_first} of {want}"
+    );
+
+    // Then runs to the end.
+    let mut w = WorkerProc::start(&k, &lake, "s", "w1", &small, &[tune]);
+    wait_until("every event", Duration::from_secs(120), || {
+        events(&lake) >= want
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_same_rows(&lake, &reference, &w.log());
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM dead_letters"),
+        1,
+        "the poison record is dead-lettered exactly once"
+    );
+}
+
+#[test]
+fn poison_record_is_dead_lettered_with_its_shard_and_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    k.create_stream("p", 1);
+    let good = dir.path().join("good.jsonl");
+    let line = crate::common::dns_line("orders", "r-1", "example.com");
+    std::fs::write(&good, format!("{line}\n")).unwrap();
+    let bad = dir.path().join("bad.bin");
+    std::fs::write(&bad, [0xffu8, 0xfe, 0x00, 0x12, 0x80]).unwrap();
+    k.put_file("p", &good);
+    k.tool(&[
+        "put-raw",
+        "p",
+        "--partition-key",
+        "x",
+        "--data-file",
+        bad.to_str().unwrap(),
+    ]);
+    let good2 = dir.path().join("good2.jsonl");
+    std::fs::write(
+        &good2,
+        format!(
+            "{}\n",
+            crate::common::dns_line("orders", "r-2", "example.org")
+        ),
+    )
+    .unwrap();
+    k.put_file("p", &good2);
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "p", "w1", &[], &[]);
+    wait_until("both good records", Duration::from_secs(60), || {
+        events(&lake) >= 2
+    });
+    wait_until("the dead letter", Duration::from_secs(30), || {
+        lake.join("dead_letters/_delta_log").is_dir()
+            && count(&lake, "SELECT count(*) FROM dead_letters") >= 1
+    });
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    let rows = crate::common::query(
+        &lake,
+        "SELECT source_kind, source, shard, sequence_number, reason FROM dead_letters",
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(r["source_kind"], "kinesis");
+    assert_eq!(r["source"], "p");
+    assert_eq!(r["shard"], "shardId-000000000000");
+    let seq = r["sequence_number"].as_str().unwrap();
+    assert!(
+        seq.len() > 20 && seq.chars().all(|c| c.is_ascii_digit()),
+        "{seq}"
+    );
+    assert_eq!(
+        events(&lake),
+        2,
+        "the records beside the poison one are kept"
+    );
+}
+
+/// Versions of the events table's commits that wrote each shard's
+/// position, from the Delta log: (first version with a position, version
+/// that marked it finished).
+fn shard_commit_versions(
+    lake: &Path,
+    stream: &str,
+) -> std::collections::BTreeMap<String, (u64, Option<u64>)> {
+    let mut out = std::collections::BTreeMap::new();
+    let log = lake.join("events/_delta_log");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let prefix = format!("fnwatch-kinesis:{stream}:");
+    for f in files {
+        let version: u64 = f.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(txn) = v.get("txn") else { continue };
+            let app = txn["appId"].as_str().unwrap();
+            let Some(shard) = app.strip_prefix(&prefix) else {
+                continue;
+            };
+            if shard.contains('#') {
+                continue;
+            }
+            let e = out.entry(shard.to_string()).or_insert((version, None));
+            if txn["version"].as_i64() == Some(-1) {
+                e.1 = Some(version);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_split_while_running_loses_nothing_and_reads_children_after_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    let files = telemetry(dir.path(), 31, 300);
+    let (reference, want) = reference(dir.path(), &files);
+    k.create_stream("r", 2);
+    let [first, second] = halves(dir.path(), &files);
+    k.put_file("r", &first);
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "r", "w1", &[], &[]);
+    wait_until("the first half", Duration::from_secs(120), || {
+        events(&lake) > 0
+    });
+    k.split("r", "shardId-000000000000");
+    k.put_file("r", &second);
+    wait_until("every event", Duration::from_secs(120), || {
+        events(&lake) >= want
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_same_rows(&lake, &reference, &w.log());
+
+    let shards = k.shards("r");
+    let versions = shard_commit_versions(&lake, "r");
+    let parent = "shardId-000000000000";
+    let end = versions
+        .get(parent)
+        .and_then(|v| v.1)
+        .unwrap_or_else(|| panic!("the parent was never marked finished: {versions:?}"));
+    let mut children = 0;
+    for s in shards.as_array().unwrap() {
+        if s["parent"].as_str() == Some(parent) {
+            children += 1;
+            let id = s["id"].as_str().unwrap();
+            if let Some((first, _)) = versions.get(id) {
+                assert!(
+                    *first > end,
+                    "child {id} committed at version {first}, before its parent finished at {end}"
+                );
+            }
+        }
+    }
+    assert_eq!(children, 2, "{shards}");
+    assert!(
+        versions
+            .keys()
+            .any(|s| s != parent && s != "shardId-000000000001"),
+        "the children were read: {versions:?}"
+    );
+}
+
+#[test]
+fn worker_rides_out_an_emulator_outage_and_throttling() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), true);
+    let files = telemetry(dir.path(), 41, 250);
+    let (reference, want) = reference(dir.path(), &files);
+    k.create_stream("o", 2);
+    let [first, second] = halves(dir.path(), &files);
+    k.put_file("o", &first);
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(
+        &k,
+        &lake,
+        "o",
+        "w1",
+        &[],
+        &[("FNWATCH_KINESIS_FAULTS", "throttle_every=3")],
+    );
+    wait_until("the first records", Duration::from_secs(120), || {
+        events(&lake) > 0
+    });
+    k.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    k.restart();
+    k.put_file("o", &second);
+    wait_until("every event", Duration::from_secs(180), || {
+        events(&lake) >= want
+    });
+    let throttles = w.metric_sum("fnwatch_kinesis_throttles_total");
+    assert!(throttles > 0.0, "throttles are counted");
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    let log = w.log();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("retrying"), "the outage is logged:\n{log}");
+    assert_same_rows(&lake, &reference, &log);
+}
+
+#[test]
+fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    let files = telemetry(dir.path(), 51, 300);
+    let (reference, want) = reference(dir.path(), &files);
+    k.create_stream("t", 4);
+    let [first, second] = halves(dir.path(), &files);
+    k.put_file("t", &first);
+    let lake = dir.path().join("lake");
+    // Both start on a lake that does not exist yet: one creates it.
+    let mut a = WorkerProc::start(&k, &lake, "t", "a", &[], &[]);
+    let mut b = WorkerProc::start(&k, &lake, "t", "b", &[], &[]);
+    wait_until("both workers hold shards", Duration::from_secs(60), || {
+        a.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
+            && b.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
+    });
+    assert_eq!(
+        a.metric_sum("fnwatch_kinesis_owned_shards") + b.metric_sum("fnwatch_kinesis_owned_shards"),
+        4.0,
+        "the shards are split without overlap"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    b.kill9();
+    k.put_file("t", &second);
+    wait_until(
+        "a takes over and reads everything",
+        Duration::from_secs(120),
+        || events(&lake) >= want,
+    );
+    assert_eq!(a.metric_sum("fnwatch_kinesis_owned_shards"), 4.0);
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = a.term();
+    let log = a.log();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("took over an expired lease"), "{log}");
+    assert_same_rows(&lake, &reference, &format!("{log}\n--- b ---\n{}", b.log()));
+}
