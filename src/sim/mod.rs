@@ -29,6 +29,7 @@ mod behave;
 mod day;
 mod fleet;
 mod inv;
+pub mod kinesis;
 mod plan;
 mod samples;
 mod shapes;

@@ -624,3 +624,80 @@ fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
     assert!(log.contains("took over an expired lease"), "{log}");
     assert_same_rows(&lake, &reference, &format!("{log}\n--- b ---\n{}", b.log()));
 }
+
+#[test]
+fn simulate_puts_every_record_shape_and_the_worker_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    k.create_stream("sim", 2);
+    let sim = [
+        "--seed",
+        "61",
+        "--start",
+        "2026-11-20",
+        "--days",
+        "1",
+        "--invocations-per-day",
+        "300",
+    ];
+    // The same simulation as files, through the file ingest: the reference.
+    let out = dir.path().join("files");
+    let mut args = vec!["simulate", "--out", out.to_str().unwrap()];
+    args.extend(sim);
+    fnwatch(&args).ok();
+    let files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .collect();
+    let (reference, want) = reference(dir.path(), &files);
+
+    // On the stream, in every record shape, with failed PutRecords entries.
+    let endpoint = k.endpoint();
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "simulate",
+        "--kinesis",
+        "sim",
+        "--endpoint-url",
+        &endpoint,
+        "--region",
+        "us-east-1",
+        "--rate",
+        "0",
+    ])
+    .args(sim)
+    .env("FNWATCH_KINESIS_FAULTS", "fail_put_every=9");
+    for (key, v) in aws_env() {
+        cmd.env(key, v);
+    }
+    let o = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("failed records re-put"), "{stdout}");
+    for shape in ["kpl", "cloudwatch"] {
+        assert!(
+            stdout.to_lowercase().contains(shape),
+            "shape {shape} missing: {stdout}"
+        );
+    }
+
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "sim", "w1", &[], &[]);
+    wait_until("every simulated event", Duration::from_secs(120), || {
+        events(&lake) >= want
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_same_rows(&lake, &reference, &w.log());
+    assert!(
+        !lake.join("dead_letters/_delta_log").is_dir()
+            || count(&lake, "SELECT count(*) FROM dead_letters") == 0,
+        "no dead letters"
+    );
+}
