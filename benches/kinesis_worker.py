@@ -8,7 +8,7 @@
    the worker's CPU time and peak memory come from /proc.
 2. Without the emulator: the decode+write path alone, pinned to one core
    (`taskset -c 0`), replaying the same records from memory through the same
-   worker code (ingest/benches/kinesis_replay.rs), repeated up to --replay-records.
+   worker code (benches/kinesis_replay.rs), repeated up to --replay-records.
 
     cargo build --release
     python3 benches/kinesis_worker.py [--invocations 60000] [--shards 4]
@@ -143,12 +143,15 @@ def main():
         subprocess.run(["bash", str(script), "stop", str(kdir)], stdout=subprocess.DEVNULL)
 
     print("decode+write path, one core, replaying the same records:", flush=True)
-    cmd = ["cargo", "bench", "-p", "fnwatch-ingest", "--bench", "kinesis_replay", "--",
+    # Built first on every core; then only the run is pinned to one.
+    run(["cargo", "bench", "--bench", "kinesis_replay", "--no-run"], cwd=REPO, stdout=subprocess.DEVNULL)
+    cmd = ["cargo", "bench", "--bench", "kinesis_replay", "--",
            "--records", str(a.replay_records), "--shards", str(a.shards)]
     for f in files:
         cmd += ["--input", f]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0"] + cmd
+    print("  $ " + " ".join(cmd), flush=True)
     out = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True).stdout
     line = [l for l in out.splitlines() if l.startswith("kinesis replay:")][-1]
     print("  " + line, flush=True)

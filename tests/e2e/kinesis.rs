@@ -224,6 +224,33 @@ impl Drop for WorkerProc {
     }
 }
 
+/// A running emulator with an empty stream, the telemetry to put on it,
+/// and the reference lake of that telemetry.
+struct Scenario {
+    dir: tempfile::TempDir,
+    k: Kinesalite,
+    files: Vec<PathBuf>,
+    reference: PathBuf,
+    want: i64,
+}
+
+impl Scenario {
+    fn new(seed: u64, invocations: u64, stream: &str, shards: u32, persist: bool) -> Scenario {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Kinesalite::start(&dir.path().join("kinesalite"), persist);
+        let files = telemetry(dir.path(), seed, invocations);
+        let (reference, want) = reference(dir.path(), &files);
+        k.create_stream(stream, shards);
+        Scenario {
+            dir,
+            k,
+            files,
+            reference,
+            want,
+        }
+    }
+}
+
 /// All lines of `files`, cut into two files: the first half and the rest.
 fn halves(dir: &Path, files: &[PathBuf]) -> [PathBuf; 2] {
     let mut lines = Vec::new();
@@ -266,11 +293,13 @@ fn assert_same_rows(lake: &Path, reference: &Path, log: &str) {
 
 #[test]
 fn worker_reads_every_shard_exactly_once_and_stops_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
-    let files = telemetry(dir.path(), 11, 250);
-    let (reference, want) = reference(dir.path(), &files);
-    k.create_stream("telemetry", 3);
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference,
+        want,
+    } = Scenario::new(11, 250, "telemetry", 3, false);
     let put = put_files(&k, "telemetry", &files);
     assert!(put > 0);
 
@@ -327,13 +356,15 @@ fn worker_reads_every_shard_exactly_once_and_stops_cleanly() {
 
 #[test]
 fn kill_9_before_a_commit_and_between_its_two_halves_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
-    let files = telemetry(dir.path(), 21, 300);
-    let (reference, want) = reference(dir.path(), &files);
     // One shard, so which commit holds what is certain: the poison record
     // first, then the telemetry, read 100 records at a time.
-    k.create_stream("s", 1);
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference,
+        want,
+    } = Scenario::new(21, 300, "s", 1, false);
     let poison = dir.path().join("poison.bin");
     std::fs::write(&poison, b"{\"type\":\"dns\",\"time\":").unwrap();
     k.tool(&[
@@ -497,11 +528,13 @@ fn shard_commit_versions(
 
 #[test]
 fn a_split_while_running_loses_nothing_and_reads_children_after_the_parent() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
-    let files = telemetry(dir.path(), 31, 300);
-    let (reference, want) = reference(dir.path(), &files);
-    k.create_stream("r", 2);
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference,
+        want,
+    } = Scenario::new(31, 300, "r", 2, false);
     let [first, second] = halves(dir.path(), &files);
     k.put_file("r", &first);
     let lake = dir.path().join("lake");
@@ -550,11 +583,13 @@ fn a_split_while_running_loses_nothing_and_reads_children_after_the_parent() {
 
 #[test]
 fn worker_rides_out_an_emulator_outage_and_throttling() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = Kinesalite::start(&dir.path().join("kinesalite"), true);
-    let files = telemetry(dir.path(), 41, 250);
-    let (reference, want) = reference(dir.path(), &files);
-    k.create_stream("o", 2);
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference,
+        want,
+    } = Scenario::new(41, 250, "o", 2, true);
     let [first, second] = halves(dir.path(), &files);
     k.put_file("o", &first);
     let lake = dir.path().join("lake");
@@ -588,11 +623,13 @@ fn worker_rides_out_an_emulator_outage_and_throttling() {
 
 #[test]
 fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
-    let files = telemetry(dir.path(), 51, 300);
-    let (reference, want) = reference(dir.path(), &files);
-    k.create_stream("t", 4);
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference,
+        want,
+    } = Scenario::new(51, 300, "t", 4, false);
     let [first, second] = halves(dir.path(), &files);
     k.put_file("t", &first);
     let lake = dir.path().join("lake");

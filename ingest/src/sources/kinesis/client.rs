@@ -280,22 +280,23 @@ impl KinesisApi for SdkKinesis {
             .send()
             .await
             .map_err(|e| classify("GetRecords", e))?;
+        // Owned fields: the record data moves out without a copy.
         let records = resp
-            .records()
-            .iter()
+            .records
+            .into_iter()
             .map(|r| KinesisRecord {
-                sequence_number: r.sequence_number().to_string(),
-                partition_key: r.partition_key().unwrap_or_default().to_string(),
-                data: r.data().as_ref().to_vec(),
                 arrival_ms: r
-                    .approximate_arrival_timestamp()
+                    .approximate_arrival_timestamp
                     .and_then(|t| t.to_millis().ok()),
+                sequence_number: r.sequence_number,
+                partition_key: r.partition_key.unwrap_or_default(),
+                data: r.data.into_inner(),
             })
             .collect();
         Ok(RecordsPage {
             records,
-            next_iterator: resp.next_shard_iterator().map(str::to_string),
-            millis_behind_latest: resp.millis_behind_latest(),
+            next_iterator: resp.next_shard_iterator,
+            millis_behind_latest: resp.millis_behind_latest,
         })
     }
 

@@ -87,7 +87,7 @@ impl KinesisSourceConfig {
             shard_sync: Duration::from_secs(30),
             limits: Limits::default(),
             write: WriteOptions::default(),
-            run_rows: 250_000,
+            run_rows: 128 * 1024,
             fail: FailPoints::default(),
         }
     }

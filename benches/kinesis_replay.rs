@@ -4,7 +4,8 @@
 //! figures are records/s, CPU seconds per million records and peak memory.
 //! Run it on one core to measure what one core sustains:
 //!
-//!   taskset -c 0 cargo bench -p fnwatch-ingest --bench kinesis_replay -- \
+//!   cargo bench --bench kinesis_replay --no-run     # build (both cores)
+//!   taskset -c 0 cargo bench --bench kinesis_replay -- \
 //!       [--input telemetry.jsonl.gz ...] [--records 1000000] [--shards 8]
 //!
 //! Input: telemetry files, one record per line (what `fnwatch simulate`
@@ -27,10 +28,18 @@ use fnwatch_ingest::sources::kinesis::{
     RecordsPage, ShardInfo, Worker,
 };
 
-/// Closed shards whose records are served from memory.
+/// Closed shards whose records are served from memory: each shard is a list
+/// of indexes into the distinct record bodies, and a page is materialised
+/// only when asked for, as the SDK would hand it over.
 struct Replay {
-    shards: Vec<Vec<KinesisRecord>>,
+    bodies: Vec<Vec<u8>>,
+    shards: Vec<Vec<u32>>,
     served: AtomicU64,
+}
+
+/// The sequence number of the `n`-th record of a shard (1-based).
+fn seq(n: usize) -> String {
+    format!("49{n:054}")
 }
 
 impl KinesisApi for Replay {
@@ -52,11 +61,8 @@ impl KinesisApi for Replay {
         start: &IteratorStart,
     ) -> Result<String, KinesisError> {
         let i: usize = shard.trim_start_matches("shardId-").parse().unwrap();
-        let offset = match start {
-            IteratorStart::AfterSequence(seq) => self.shards[i]
-                .iter()
-                .position(|r| &r.sequence_number == seq)
-                .map_or(0, |p| p + 1),
+        let offset: usize = match start {
+            IteratorStart::AfterSequence(s) => s[2..].parse().unwrap(),
             _ => 0,
         };
         Ok(format!("{i}:{offset}"))
@@ -67,7 +73,14 @@ impl KinesisApi for Replay {
         let (i, off): (usize, usize) = (i.parse().unwrap(), off.parse().unwrap());
         let shard = &self.shards[i];
         let end = (off + limit as usize).min(shard.len());
-        let records = shard[off..end].to_vec();
+        let records: Vec<KinesisRecord> = (off..end)
+            .map(|n| KinesisRecord {
+                sequence_number: seq(n + 1),
+                partition_key: format!("k{n}"),
+                data: self.bodies[shard[n] as usize].clone(),
+                arrival_ms: None,
+            })
+            .collect();
         self.served
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         Ok(RecordsPage {
@@ -156,24 +169,16 @@ fn main() {
         .unwrap_or(if bench { 1_000_000 } else { 20_000 });
     let shard_count: usize = arg("--shards").and_then(|v| v.parse().ok()).unwrap_or(8);
 
-    let lines: Vec<Vec<u8>> = inputs.iter().flat_map(|p| read_lines(p)).collect();
-    let mut shards: Vec<Vec<KinesisRecord>> = vec![Vec::new(); shard_count];
+    let mut bodies: Vec<Vec<u8>> = inputs.iter().flat_map(|p| read_lines(p)).collect();
+    if bodies.is_empty() {
+        bodies = (0..100_000).map(synthetic).collect();
+    }
+    let mut shards: Vec<Vec<u32>> = vec![Vec::new(); shard_count];
     let mut bytes = 0u64;
     for i in 0..n {
-        let data = if lines.is_empty() {
-            synthetic(i)
-        } else {
-            lines[(i as usize) % lines.len()].clone()
-        };
-        bytes += data.len() as u64;
-        let s = (i as usize) % shard_count;
-        let seq = format!("49{:054}", shards[s].len() + 1);
-        shards[s].push(KinesisRecord {
-            sequence_number: seq,
-            partition_key: format!("k{i}"),
-            data,
-            arrival_ms: None,
-        });
+        let b = (i as usize) % bodies.len();
+        bytes += bodies[b].len() as u64;
+        shards[(i as usize) % shard_count].push(b as u32);
     }
     let dir = tempfile::tempdir().unwrap();
     let lake_path = dir.path().join("lake");
@@ -181,9 +186,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (cpu0, _) = cpu_and_peak();
+    // The replay's own input stays in memory; the worker's share of the
+    // peak is what comes on top of it.
+    let (cpu0, input_mb) = cpu_and_peak();
     let started = Instant::now();
     let replay = Replay {
+        bodies,
         shards,
         served: AtomicU64::new(0),
     };
@@ -231,12 +239,13 @@ fn main() {
     assert_eq!(report.records, n, "every record committed");
     let events = report.counts.total_events();
     println!(
-        "kinesis replay: {n} records ({:.0} bytes/record, {} events, {} dead letters) over {shard_count} shards in {secs:.2} s: {:.0} records/s; CPU {cpu:.2} s = {:.2} CPU-s per million records; peak memory {peak_mb:.0} MB; {} commits",
+        "kinesis replay: {n} records ({:.0} bytes/record, {} events, {} dead letters) over {shard_count} shards in {secs:.2} s: {:.0} records/s; CPU {cpu:.2} s = {:.2} CPU-s per million records; peak memory {peak_mb:.0} MB ({:.0} MB above the {input_mb:.0} MB of replay input); {} commits",
         bytes as f64 / n as f64,
         events,
         report.counts.dead_letters,
         n as f64 / secs,
         cpu / (n as f64 / 1e6),
+        peak_mb - input_mb,
         report.commits,
     );
 }
