@@ -738,3 +738,41 @@ fn simulate_puts_every_record_shape_and_the_worker_reads_them_back() {
         "no dead letters"
     );
 }
+
+#[test]
+fn from_latest_skips_what_was_on_the_stream_before_the_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    k.create_stream("l", 1);
+    let old = dir.path().join("old.jsonl");
+    let lines: Vec<String> = (0..3)
+        .map(|i| crate::common::dns_line("orders", &format!("old-{i}"), "example.com"))
+        .collect();
+    std::fs::write(&old, lines.join("\n") + "\n").unwrap();
+    k.put_file("l", &old);
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "l", "w1", &["--from", "latest"], &[]);
+    // The first GetRecords answered: the LATEST iterator is taken.
+    wait_until("the first GetRecords", Duration::from_secs(60), || {
+        w.http("/metrics")
+            .contains("fnwatch_kinesis_millis_behind_latest{")
+    });
+    let new = dir.path().join("new.jsonl");
+    let lines: Vec<String> = (0..2)
+        .map(|i| crate::common::dns_line("orders", &format!("new-{i}"), "example.com"))
+        .collect();
+    std::fs::write(&new, lines.join("\n") + "\n").unwrap();
+    k.put_file("l", &new);
+    wait_until("the new records", Duration::from_secs(60), || {
+        events(&lake) >= 2
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    let rows = crate::common::query(&lake, "SELECT request_id FROM events ORDER BY 1");
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["new-0", "new-1"]);
+}
