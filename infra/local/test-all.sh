@@ -16,6 +16,10 @@ bash infra/local/syslog/rsyslog.sh install
 bash infra/local/kinesis/kinesalite.sh install
 # The real client the SQL endpoint tests drive (tests/e2e/server.rs).
 command -v psql >/dev/null || { apt-get update && apt-get install -y postgresql-client; }
+# A JDBC client for the same endpoint: pgjdbc from Debian's packages, run by
+# the machine's Java (tests/e2e/JdbcCheck.java).
+[ -f /usr/share/java/postgresql.jar ] || { apt-get update && apt-get install -y libpostgresql-jdbc-java; }
+command -v java >/dev/null || { apt-get update && apt-get install -y default-jre-headless; }
 # Lint the AWS deployment (cfn-lint on infra/aws/fnwatch.yaml, the IAM policy's JSON).
 bash infra/aws/check.sh
 

@@ -613,3 +613,68 @@ fn a_running_server_sees_new_commits() {
     let r = server.psql("analyst", Some(PASSWORD), &["-c", "\\dt"]);
     assert!(r.stdout.contains(" events "), "{r:?}");
 }
+
+/// pgjdbc from Debian's `libpostgresql-jdbc-java` (infra/local/test-all.sh
+/// installs it).
+const PGJDBC: &str = "/usr/share/java/postgresql.jar";
+
+#[test]
+fn a_jdbc_client_lists_tables_and_columns_and_queries() {
+    assert!(
+        Path::new(PGJDBC).is_file(),
+        "{PGJDBC} is missing: apt-get install -y libpostgresql-jdbc-java (infra/local/test-all.sh does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+    let function = crate::common::query(&lake, "SELECT min(function) AS f FROM dns")[0]["f"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A single-file Java program (java 11+ runs the source directly).
+    let out = Command::new("java")
+        .args(["-cp", PGJDBC])
+        .arg(repo().join("tests/e2e/JdbcCheck.java"))
+        .arg(format!("jdbc:postgresql://127.0.0.1:{}/lake", server.port))
+        .args(["analyst", PASSWORD, &function])
+        .output()
+        .expect("java runs (openjdk: apt-get install -y default-jre-headless)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\nserver:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("product PostgreSQL"), "{stdout}");
+    for t in [
+        "table events TABLE",
+        "table dead_letters TABLE",
+        "table dns VIEW",
+        "table invocations VIEW",
+    ] {
+        assert!(lines.contains(&t), "{t} missing:\n{stdout}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("column events.request_id ")),
+        "{stdout}"
+    );
+    let events = count(&lake, "SELECT count(*) FROM events");
+    assert!(
+        lines.contains(&format!("count {events}").as_str()),
+        "{stdout}"
+    );
+    let dns = count(
+        &lake,
+        &format!("SELECT count(*) FROM dns WHERE function = '{function}'"),
+    );
+    assert!(dns > 0);
+    assert!(
+        lines.contains(&format!("prepared {dns}").as_str()),
+        "{stdout}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("row ")), "{stdout}");
+}
