@@ -4,7 +4,6 @@
 //! failures no emulator produces (throttling, partial `PutRecords` failures).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_kinesis::Client;
@@ -334,8 +333,6 @@ pub struct FaultyKinesis<C> {
     fail_put_every: u64,
     calls: AtomicU64,
     entries: AtomicU64,
-    /// How many throttles were injected.
-    pub injected: Arc<AtomicU64>,
 }
 
 impl<C: KinesisApi> FaultyKinesis<C> {
@@ -346,7 +343,6 @@ impl<C: KinesisApi> FaultyKinesis<C> {
             fail_put_every,
             calls: AtomicU64::new(0),
             entries: AtomicU64::new(0),
-            injected: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -395,7 +391,6 @@ impl<C: KinesisApi> KinesisApi for FaultyKinesis<C> {
     async fn get_records(&self, iterator: &str, limit: i32) -> Result<RecordsPage, KinesisError> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         if self.throttle_every > 0 && n.is_multiple_of(self.throttle_every) {
-            self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(KinesisError::Throttled(
                 "GetRecords: ProvisionedThroughputExceededException (injected)".into(),
             ));

@@ -111,10 +111,6 @@ impl Leases {
         })
     }
 
-    pub fn worker(&self) -> &str {
-        &self.worker
-    }
-
     /// The shards this worker holds.
     pub fn owned(&self) -> HashSet<String> {
         self.owned.keys().cloned().collect()
@@ -322,13 +318,6 @@ impl Leases {
         let mut owned: Vec<String> = self.owned.keys().cloned().collect();
         owned.sort();
         Ok(owned.into_iter().skip(share).collect())
-    }
-
-    /// Whether this worker's lease of `shard` is still within its time-out.
-    pub fn valid(&self, shard: &str) -> bool {
-        self.owned
-            .get(shard)
-            .is_some_and(|t| t.elapsed() < self.timeout)
     }
 
     /// Gives a shard up so another worker can take it at once.
