@@ -13,6 +13,10 @@
 #   jsonschema       validates our Detection Findings against that JSON Schema
 #   boto3            tests/e2e/kinesis_tool.py: an independent Kinesis producer
 #                    and admin client
+#   moto[server]     infra/local/s3/moto-s3.sh: the S3 stand-in of the
+#                    `s3://` lake tests (an HTTP server speaking the S3 API,
+#                    with conditional writes: If-None-Match on PUT and on
+#                    CompleteMultipartUpload)
 #
 # Usage: bash infra/local/install-python-tools.sh
 # Environment: PYTHON (default python3) picks the interpreter.
@@ -35,6 +39,7 @@ PACKAGES=(
     "ocsf_json_schema|ocsf-json-schema==1.2.0"
     "jsonschema|jsonschema>=4.18,<5"
     "boto3|boto3"
+    "moto.server|moto[server]>=5.1,<6"
 )
 
 missing=()

@@ -40,6 +40,14 @@ pub enum IngestError {
         source: std::io::Error,
     },
 
+    /// An outside system: the object store holding the lake.
+    #[error("lake storage at {path}: {source}")]
+    ObjectStore {
+        path: String,
+        #[source]
+        source: Box<deltalake::logstore::object_store::Error>,
+    },
+
     /// An outside system (or concurrent writer): the Delta table.
     #[error("delta table {table}: {step}: {source}")]
     Delta {

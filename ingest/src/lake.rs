@@ -10,9 +10,15 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
+use bytes::Bytes;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::logstore::object_store::path::Path as ObjPath;
+use deltalake::logstore::object_store::{
+    Error as ObjectStoreError, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
@@ -44,56 +50,115 @@ struct Marker {
     created_by: String,
 }
 
+/// Where a lake lives: a local folder, or a prefix in an object store
+/// (`s3://bucket/prefix`, through `object_store`).
+#[derive(Debug, Clone)]
+pub enum Location {
+    Local(PathBuf),
+    Remote(Url),
+}
+
+impl Location {
+    /// Parses what the user gave as `--lake`.
+    pub fn parse(spec: &str) -> Result<Location> {
+        let unsupported = |why: String| IngestError::UnsupportedLocation {
+            location: spec.to_string(),
+            why,
+        };
+        if let Some((scheme, _)) = spec.split_once("://") {
+            return match scheme {
+                "file" => Url::parse(spec)
+                    .ok()
+                    .and_then(|u| u.to_file_path().ok())
+                    .map(Location::Local)
+                    .ok_or_else(|| unsupported("not a valid file:// URL".into())),
+                "s3" | "s3a" => {
+                    let mut url = Url::parse(spec)
+                        .map_err(|e| unsupported(format!("not a valid URL: {e}")))?;
+                    if url.host_str().is_none_or(str::is_empty) {
+                        return Err(unsupported("the URL names no bucket".into()));
+                    }
+                    if !url.path().ends_with('/') {
+                        let path = format!("{}/", url.path());
+                        url.set_path(&path);
+                    }
+                    Ok(Location::Remote(url))
+                }
+                other => Err(unsupported(format!(
+                    "`{other}://` lakes are not supported; use a local path or s3://bucket/prefix"
+                ))),
+            };
+        }
+        let p = PathBuf::from(spec);
+        if p.is_absolute() {
+            Ok(Location::Local(p))
+        } else {
+            std::env::current_dir()
+                .map(|d| Location::Local(d.join(p)))
+                .map_err(|source| IngestError::Storage {
+                    path: spec.to_string(),
+                    source,
+                })
+        }
+    }
+
+    /// The lake root as a URL ending in `/`.
+    fn url(&self) -> Result<Url> {
+        match self {
+            Location::Remote(u) => Ok(u.clone()),
+            Location::Local(p) => {
+                Url::from_directory_path(p).map_err(|_| IngestError::UnsupportedLocation {
+                    location: p.display().to_string(),
+                    why: "cannot be expressed as a file URL".into(),
+                })
+            }
+        }
+    }
+
+    /// URL of one of the lake's tables.
+    fn table_url(&self, name: &str) -> Result<Url> {
+        let base = self.url()?;
+        base.join(&format!("{name}/"))
+            .map_err(|e| IngestError::UnsupportedLocation {
+                location: base.to_string(),
+                why: format!("table `{name}`: {e}"),
+            })
+    }
+
+    /// An object store rooted at the lake (credentials, region and endpoint
+    /// from the standard `AWS_*` environment for `s3://`).
+    fn store(&self) -> Result<ObjectStoreRef> {
+        if let Location::Local(p) = self {
+            std::fs::create_dir_all(p).map_err(|source| IngestError::Storage {
+                path: p.display().to_string(),
+                source,
+            })?;
+        }
+        let url = self.url()?;
+        deltalake::logstore::store_for(&url, std::iter::empty::<(String, String)>()).map_err(|e| {
+            IngestError::UnsupportedLocation {
+                location: url.to_string(),
+                why: format!("cannot open its storage: {e}"),
+            }
+        })
+    }
+}
+
 /// An open lake.
 pub struct Lake {
-    root: PathBuf,
+    location: Location,
     display: String,
+    store: ObjectStoreRef,
     pub events: DeltaTable,
     pub dead_letters: DeltaTable,
 }
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lake").field("root", &self.root).finish()
+        f.debug_struct("Lake")
+            .field("location", &self.location)
+            .finish()
     }
-}
-
-fn local_root(spec: &str) -> Result<PathBuf> {
-    if let Some((scheme, _)) = spec.split_once("://") {
-        if scheme == "file" {
-            return Url::parse(spec)
-                .ok()
-                .and_then(|u| u.to_file_path().ok())
-                .ok_or_else(|| IngestError::UnsupportedLocation {
-                    location: spec.to_string(),
-                    why: "not a valid file:// URL".into(),
-                });
-        }
-        return Err(IngestError::UnsupportedLocation {
-            location: spec.to_string(),
-            why: format!(
-                "`{scheme}://` lakes are not supported by this build yet; use a local path"
-            ),
-        });
-    }
-    let p = PathBuf::from(spec);
-    if p.is_absolute() {
-        Ok(p)
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .map_err(|source| IngestError::Storage {
-                path: spec.to_string(),
-                source,
-            })
-    }
-}
-
-fn table_url(root: &Path, name: &str) -> Result<Url> {
-    Url::from_directory_path(root.join(name)).map_err(|_| IngestError::UnsupportedLocation {
-        location: root.display().to_string(),
-        why: "cannot be expressed as a file URL".into(),
-    })
 }
 
 fn delta_err(table: &str, step: &'static str) -> impl FnOnce(DeltaTableError) -> IngestError {
@@ -105,22 +170,25 @@ fn delta_err(table: &str, step: &'static str) -> impl FnOnce(DeltaTableError) ->
     }
 }
 
-fn read_marker(root: &Path, display: &str) -> Result<Marker> {
-    let path = root.join(MARKER);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            IngestError::NotALake {
-                path: display.to_string(),
-                why: format!("it has no {MARKER}"),
-            }
-        } else {
-            IngestError::Storage {
-                path: path.display().to_string(),
-                source: e,
-            }
-        }
-    })?;
-    let marker: Marker = serde_json::from_str(&text).map_err(|e| IngestError::NotALake {
+fn store_err(display: &str, key: &str) -> impl FnOnce(ObjectStoreError) -> IngestError {
+    let path = format!("{}/{key}", display.trim_end_matches('/'));
+    move |source| IngestError::ObjectStore {
+        path,
+        source: Box::new(source),
+    }
+}
+
+/// Reads an object of the lake; `None` when it does not exist.
+async fn get_object(store: &dyn ObjectStore, display: &str, key: &str) -> Result<Option<Bytes>> {
+    match store.get(&ObjPath::from(key)).await {
+        Ok(r) => r.bytes().await.map(Some).map_err(store_err(display, key)),
+        Err(ObjectStoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_err(display, key)(e)),
+    }
+}
+
+fn check_marker(bytes: &[u8], display: &str) -> Result<Marker> {
+    let marker: Marker = serde_json::from_slice(bytes).map_err(|e| IngestError::NotALake {
         path: display.to_string(),
         why: format!("{MARKER} is not valid: {e}"),
     })?;
@@ -140,12 +208,33 @@ fn read_marker(root: &Path, display: &str) -> Result<Marker> {
     Ok(marker)
 }
 
-async fn open_table(root: &Path, name: &str) -> Result<DeltaTable> {
-    let url = table_url(root, name)?;
+async fn read_marker(store: &dyn ObjectStore, display: &str) -> Result<Marker> {
+    match get_object(store, display, MARKER).await? {
+        Some(bytes) => check_marker(&bytes, display),
+        None => Err(IngestError::NotALake {
+            path: display.to_string(),
+            why: format!(
+                "it has no {MARKER} (create a lake with `fnwatch ingest --lake {display} FILES`)"
+            ),
+        }),
+    }
+}
+
+fn new_marker() -> Result<Vec<u8>> {
+    let marker = Marker {
+        format: "fnwatch-lake".into(),
+        version: LAKE_FORMAT_VERSION,
+        created_by: format!("fnwatch {}", env!("CARGO_PKG_VERSION")),
+    };
+    serde_json::to_vec_pretty(&marker).map_err(|e| IngestError::Internal(format!("marker: {e}")))
+}
+
+async fn open_table(location: &Location, display: &str, name: &str) -> Result<DeltaTable> {
+    let url = location.table_url(name)?;
     deltalake::open_table(url).await.map_err(|e| match e {
         DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_) => {
             IngestError::NotALake {
-                path: root.display().to_string(),
+                path: display.to_string(),
                 why: format!("its `{name}` table is missing"),
             }
         }
@@ -157,64 +246,87 @@ async fn open_table(root: &Path, name: &str) -> Result<DeltaTable> {
     })
 }
 
+/// Creates a table; when another process created it first, opens theirs.
 async fn create_table(
-    root: &Path,
+    location: &Location,
+    display: &str,
     name: &str,
     schema: &arrow::datatypes::Schema,
     partitions: &[&str],
 ) -> Result<DeltaTable> {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).map_err(|source| IngestError::Storage {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let url = table_url(root, name)?;
+    if let Location::Local(root) = location {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).map_err(|source| IngestError::Storage {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let url = location.table_url(name)?;
     let kernel: StructType = schema
         .try_into_kernel()
         .map_err(|e| IngestError::Internal(format!("schema of `{name}`: {e}")))?;
     let table = DeltaTable::try_from_url(url)
         .await
         .map_err(delta_err(name, "prepare"))?;
-    table
+    let created = table
         .create()
         .with_table_name(name)
         .with_columns(kernel.fields().cloned())
         .with_partition_columns(partitions.iter().copied())
         .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("50"))
-        .await
-        .map_err(delta_err(name, "create"))
+        .await;
+    match created {
+        Ok(t) => Ok(t),
+        Err(e) => match open_table(location, display, name).await {
+            Ok(t) => {
+                debug!(table = name, error = %e, "table created by another process first");
+                Ok(t)
+            }
+            Err(_) => Err(delta_err(name, "create")(e)),
+        },
+    }
 }
 
 impl Lake {
     /// Opens an existing lake; a path that is not one is a clear error.
     pub async fn open(spec: &str) -> Result<Lake> {
-        let root = local_root(spec)?;
-        if !root.is_dir() {
+        let location = Location::parse(spec)?;
+        if let Location::Local(root) = &location
+            && !root.is_dir()
+        {
             return Err(IngestError::NotALake {
                 path: spec.to_string(),
                 why: "no such directory (create one with `fnwatch ingest --lake PATH FILES`)"
                     .into(),
             });
         }
-        read_marker(&root, spec)?;
-        let events = open_table(&root, EVENTS).await?;
-        let dead_letters = open_table(&root, DEAD_LETTERS).await?;
+        let store = location.store()?;
+        read_marker(store.as_ref(), spec).await?;
+        let events = open_table(&location, spec, EVENTS).await?;
+        let dead_letters = open_table(&location, spec, DEAD_LETTERS).await?;
         Ok(Lake {
-            root,
+            location,
             display: spec.to_string(),
+            store,
             events,
             dead_letters,
         })
     }
 
-    /// Opens a lake, creating it when the path does not exist or is an empty folder.
+    /// Opens a lake, creating it when the location does not exist or is empty.
     pub async fn open_or_create(spec: &str) -> Result<Lake> {
-        let root = local_root(spec)?;
+        match Location::parse(spec)? {
+            Location::Local(root) => Lake::create_local(spec, &root).await,
+            remote @ Location::Remote(_) => Lake::create_remote(spec, remote).await,
+        }
+    }
+
+    async fn create_local(spec: &str, root: &Path) -> Result<Lake> {
         let storage = |source| IngestError::Storage {
             path: spec.to_string(),
             source,
         };
-        let empty = match std::fs::read_dir(&root) {
+        let empty = match std::fs::read_dir(root) {
             Ok(mut it) => it.next().is_none(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(storage(e)),
@@ -239,23 +351,18 @@ impl Lake {
         let building = parent.join(format!(".{name}.creating-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&building);
         std::fs::create_dir_all(&building).map_err(storage)?;
-        create_table(&building, EVENTS, &events_schema(), &EVENTS_PARTITIONS).await?;
+        let at = Location::Local(building.clone());
+        create_table(&at, spec, EVENTS, &events_schema(), &EVENTS_PARTITIONS).await?;
         create_table(
-            &building,
+            &at,
+            spec,
             DEAD_LETTERS,
             &dead_letters_schema(),
             &DEAD_LETTER_PARTITIONS,
         )
         .await?;
-        let marker = Marker {
-            format: "fnwatch-lake".into(),
-            version: LAKE_FORMAT_VERSION,
-            created_by: format!("fnwatch {}", env!("CARGO_PKG_VERSION")),
-        };
-        let text = serde_json::to_string_pretty(&marker)
-            .map_err(|e| IngestError::Internal(format!("marker: {e}")))?;
-        std::fs::write(building.join(MARKER), text).map_err(storage)?;
-        if let Err(e) = std::fs::rename(&building, &root) {
+        std::fs::write(building.join(MARKER), new_marker()?).map_err(storage)?;
+        if let Err(e) = std::fs::rename(&building, root) {
             let _ = std::fs::remove_dir_all(&building);
             if root.join(MARKER).is_file() {
                 // Another process created it first.
@@ -267,9 +374,105 @@ impl Lake {
         Lake::open(spec).await
     }
 
-    /// The lake's root folder.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// An object-store lake has no rename: the tables are created with
+    /// Delta's own create-if-absent commit (a second creator opens the
+    /// first one's table) and the marker last, with a conditional put, so a
+    /// lake without its marker is one still being created.
+    async fn create_remote(spec: &str, location: Location) -> Result<Lake> {
+        let store = location.store()?;
+        if get_object(store.as_ref(), spec, MARKER).await?.is_some() {
+            return Lake::open(spec).await;
+        }
+        let listed = store
+            .list_with_delimiter(None)
+            .await
+            .map_err(store_err(spec, ""))?;
+        let foreign = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .chain(listed.objects.iter().filter_map(|o| o.location.filename()))
+            .find(|n| ![EVENTS, DEAD_LETTERS].contains(n));
+        if let Some(other) = foreign {
+            return Err(IngestError::NotALake {
+                path: spec.to_string(),
+                why: format!("it has no {MARKER} and already holds `{other}`"),
+            });
+        }
+        create_table(
+            &location,
+            spec,
+            EVENTS,
+            &events_schema(),
+            &EVENTS_PARTITIONS,
+        )
+        .await?;
+        create_table(
+            &location,
+            spec,
+            DEAD_LETTERS,
+            &dead_letters_schema(),
+            &DEAD_LETTER_PARTITIONS,
+        )
+        .await?;
+        let put = store
+            .put_opts(
+                &ObjPath::from(MARKER),
+                PutPayload::from(new_marker()?),
+                PutOptions::from(PutMode::Create),
+            )
+            .await;
+        match put {
+            Ok(_) => info!(lake = %spec, "created a new lake"),
+            Err(ObjectStoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(store_err(spec, MARKER)(e)),
+        }
+        Lake::open(spec).await
+    }
+
+    /// Where the lake lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// An object store rooted at the lake, for the lake's own small files
+    /// (models, Kinesis leases).
+    pub fn store(&self) -> ObjectStoreRef {
+        self.store.clone()
+    }
+
+    /// A local folder for state that belongs to this machine's use of the
+    /// lake (delivery ledgers of alert outputs): the lake folder itself for a
+    /// local lake; for an object-store lake `$FNWATCH_STATE_DIR` (default
+    /// `~/.local/state/fnwatch`) then the bucket and prefix.
+    pub fn local_state_root(&self) -> Result<PathBuf> {
+        match &self.location {
+            Location::Local(p) => Ok(p.clone()),
+            Location::Remote(url) => {
+                let base = match std::env::var_os("FNWATCH_STATE_DIR") {
+                    Some(d) => PathBuf::from(d),
+                    None => {
+                        let home = std::env::var_os("HOME").ok_or_else(|| {
+                            IngestError::UnsupportedLocation {
+                                location: self.display.clone(),
+                                why: "neither FNWATCH_STATE_DIR nor HOME is set for local state"
+                                    .into(),
+                            }
+                        })?;
+                        PathBuf::from(home).join(".local/state/fnwatch")
+                    }
+                };
+                let mut p = base.join(url.scheme()).join(url.host_str().unwrap_or("_"));
+                for seg in url
+                    .path()
+                    .split('/')
+                    .filter(|s| !s.is_empty() && *s != "..")
+                {
+                    p = p.join(seg);
+                }
+                Ok(p)
+            }
+        }
     }
 
     /// The location as the user gave it.
@@ -279,7 +482,48 @@ impl Lake {
 
     /// URL of one of the lake's tables.
     pub fn table_url(&self, name: &str) -> Result<Url> {
-        table_url(&self.root, name)
+        self.location.table_url(name)
+    }
+
+    /// Reads a small object of the lake (`None` if absent).
+    pub async fn get_object(&self, key: &str) -> Result<Option<Bytes>> {
+        get_object(self.store.as_ref(), &self.display, key).await
+    }
+
+    /// Writes a small object only if it does not exist yet (false if it does).
+    pub async fn create_object(&self, key: &str, body: Vec<u8>) -> Result<bool> {
+        let put = self
+            .store
+            .put_opts(
+                &ObjPath::from(key),
+                PutPayload::from(body),
+                PutOptions::from(PutMode::Create),
+            )
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(ObjectStoreError::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(store_err(&self.display, key)(e)),
+        }
+    }
+
+    /// Names of the objects directly under `prefix` (not recursive).
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<String>> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&ObjPath::from(prefix)))
+            .await
+            .map_err(store_err(&self.display, prefix))?;
+        Ok(listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// How a key of the lake is shown to the user.
+    pub fn object_display(&self, key: &str) -> String {
+        format!("{}/{key}", self.display.trim_end_matches('/'))
     }
 
     /// The last committed application-transaction version of `app_id` in a table.
@@ -298,10 +542,13 @@ impl Lake {
 
     /// The `alerts` table, if detection has written to this lake.
     pub async fn alerts(&self) -> Result<Option<DeltaTable>> {
-        if !self.root.join(ALERTS).join("_delta_log").is_dir() {
+        let log = format!("{ALERTS}/_delta_log");
+        if self.list_objects(&log).await?.is_empty() {
             return Ok(None);
         }
-        open_table(&self.root, ALERTS).await.map(Some)
+        open_table(&self.location, &self.display, ALERTS)
+            .await
+            .map(Some)
     }
 
     /// Appends alerts (a batch of [`alerts_schema`]) in one commit, creating
@@ -309,7 +556,16 @@ impl Lake {
     pub async fn append_alerts(&self, batch: RecordBatch) -> Result<()> {
         let mut table = match self.alerts().await? {
             Some(t) => t,
-            None => create_table(&self.root, ALERTS, &alerts_schema(), &ALERT_PARTITIONS).await?,
+            None => {
+                create_table(
+                    &self.location,
+                    &self.display,
+                    ALERTS,
+                    &alerts_schema(),
+                    &ALERT_PARTITIONS,
+                )
+                .await?
+            }
         };
         if batch.num_rows() == 0 {
             return Ok(());

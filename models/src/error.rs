@@ -1,7 +1,5 @@
 //! Errors of the models crate.
 
-use std::path::PathBuf;
-
 /// What went wrong while training, storing or scoring.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -10,18 +8,18 @@ pub enum ModelError {
     Input(String),
     /// No model to score with.
     #[error("no model named `{name}` in {dir}: run `fnwatch train` first")]
-    NoModel { name: String, dir: PathBuf },
+    NoModel { name: String, dir: String },
     /// A model file could not be read or written.
     #[error("{action} model file {path}: {source}")]
-    Io {
+    Store {
         action: &'static str,
-        path: PathBuf,
+        path: String,
         #[source]
-        source: std::io::Error,
+        source: Box<fnwatch_ingest::IngestError>,
     },
     /// A model file is not a model of this version.
     #[error("model file {path} is not readable by this fnwatch: {why}")]
-    Format { path: PathBuf, why: String },
+    Format { path: String, why: String },
     /// A model name that cannot be a folder name.
     #[error("model name `{0}` is not valid: use letters, digits, `-` and `_`")]
     BadName(String),

@@ -1,14 +1,16 @@
 //! Models are stored in the lake, versioned: `<lake>/_models/<name>/v000001.json`,
 //! `v000002.json`, ... A new training run adds a version; detection uses the
-//! latest unless told otherwise.
+//! latest unless told otherwise. The lake's object store holds them, so a
+//! local folder and an `s3://` lake work alike; a version is written with a
+//! create-if-absent put, so two training runs never overwrite each other.
 
-use std::path::{Path, PathBuf};
+use fnwatch_ingest::lake::Lake;
 
 use crate::error::{ModelError, Result};
 use crate::model::{MODEL_FORMAT, Model};
 
-/// The folder holding a model's versions.
-pub fn model_dir(lake_root: &Path, name: &str) -> Result<PathBuf> {
+/// The key (inside the lake) of the folder holding a model's versions.
+pub fn model_dir(name: &str) -> Result<String> {
     if name.is_empty()
         || !name
             .chars()
@@ -16,87 +18,90 @@ pub fn model_dir(lake_root: &Path, name: &str) -> Result<PathBuf> {
     {
         return Err(ModelError::BadName(name.to_string()));
     }
-    Ok(lake_root.join("_models").join(name))
+    Ok(format!("_models/{name}"))
 }
 
-fn versions(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
-    let mut out = Vec::new();
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(source) => {
-            return Err(ModelError::Io {
-                action: "listing",
-                path: dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    for entry in rd.flatten() {
-        let name = entry.file_name();
-        let Some(s) = name.to_str() else { continue };
-        if let Some(n) = s.strip_prefix('v').and_then(|r| r.strip_suffix(".json"))
-            && let Ok(v) = n.parse::<u32>()
-        {
-            out.push((v, entry.path()));
-        }
-    }
-    out.sort();
+fn version_key(dir: &str, version: u32) -> String {
+    format!("{dir}/v{version:06}.json")
+}
+
+async fn versions(lake: &Lake, dir: &str) -> Result<Vec<u32>> {
+    let names = lake
+        .list_objects(dir)
+        .await
+        .map_err(|e| ModelError::Store {
+            action: "listing",
+            path: lake.object_display(dir),
+            source: Box::new(e),
+        })?;
+    let mut out: Vec<u32> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix('v').and_then(|r| r.strip_suffix(".json")))
+        .filter_map(|n| n.parse::<u32>().ok())
+        .collect();
+    out.sort_unstable();
     Ok(out)
 }
 
 /// The version number the next saved model of `name` gets.
-pub fn next_version(lake_root: &Path, name: &str) -> Result<u32> {
-    let dir = model_dir(lake_root, name)?;
-    Ok(versions(&dir)?.last().map(|(v, _)| v + 1).unwrap_or(1))
+pub async fn next_version(lake: &Lake, name: &str) -> Result<u32> {
+    let dir = model_dir(name)?;
+    Ok(versions(lake, &dir).await?.last().map_or(1, |v| v + 1))
 }
 
-/// Writes a model (atomically: a temporary file renamed into place).
-pub fn save(lake_root: &Path, model: &Model) -> Result<PathBuf> {
-    let dir = model_dir(lake_root, &model.name)?;
-    std::fs::create_dir_all(&dir).map_err(|source| ModelError::Io {
-        action: "creating",
-        path: dir.clone(),
-        source,
-    })?;
-    let path = dir.join(format!("v{:06}.json", model.version));
-    let tmp = dir.join(format!(".v{:06}.json.tmp", model.version));
-    let bytes = serde_json::to_vec(model).map_err(|e| ModelError::Format {
-        path: path.clone(),
-        why: e.to_string(),
-    })?;
-    std::fs::write(&tmp, bytes).map_err(|source| ModelError::Io {
-        action: "writing",
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, &path).map_err(|source| ModelError::Io {
-        action: "renaming",
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
+/// Writes a model under its version, or the next free one when another
+/// training run took that version meanwhile. Returns where it went.
+pub async fn save(lake: &Lake, model: &mut Model) -> Result<String> {
+    let dir = model_dir(&model.name)?;
+    loop {
+        let key = version_key(&dir, model.version);
+        let bytes = serde_json::to_vec(model).map_err(|e| ModelError::Format {
+            path: lake.object_display(&key),
+            why: e.to_string(),
+        })?;
+        let created = lake
+            .create_object(&key, bytes)
+            .await
+            .map_err(|e| ModelError::Store {
+                action: "writing",
+                path: lake.object_display(&key),
+                source: Box::new(e),
+            })?;
+        if created {
+            return Ok(lake.object_display(&key));
+        }
+        model.version = next_version(lake, &model.name).await?;
+    }
 }
 
 /// Loads the latest version of a model, or a given version.
-pub fn load(lake_root: &Path, name: &str, version: Option<u32>) -> Result<(Model, PathBuf)> {
-    let dir = model_dir(lake_root, name)?;
-    let all = versions(&dir)?;
+pub async fn load(lake: &Lake, name: &str, version: Option<u32>) -> Result<(Model, String)> {
+    let dir = model_dir(name)?;
+    let all = versions(lake, &dir).await?;
     let found = match version {
-        Some(v) => all.into_iter().find(|(n, _)| *n == v),
+        Some(v) => all.into_iter().find(|n| *n == v),
         None => all.into_iter().next_back(),
     };
-    let Some((_, path)) = found else {
+    let Some(v) = found else {
         return Err(ModelError::NoModel {
             name: name.to_string(),
-            dir,
+            dir: lake.object_display(&dir),
         });
     };
-    let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
-        action: "reading",
-        path: path.clone(),
-        source,
-    })?;
+    let key = version_key(&dir, v);
+    let path = lake.object_display(&key);
+    let bytes = lake
+        .get_object(&key)
+        .await
+        .map_err(|e| ModelError::Store {
+            action: "reading",
+            path: path.clone(),
+            source: Box::new(e),
+        })?
+        .ok_or_else(|| ModelError::NoModel {
+            name: name.to_string(),
+            dir: lake.object_display(&dir),
+        })?;
     let model: Model = serde_json::from_slice(&bytes).map_err(|e| ModelError::Format {
         path: path.clone(),
         why: e.to_string(),

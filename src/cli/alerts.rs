@@ -191,7 +191,7 @@ async fn send_one(
     origin: Origin,
     dry_run: bool,
 ) -> anyhow::Result<String> {
-    let mut ledger = Ledger::open(&state_dir(lake.root(), &o.name))?;
+    let mut ledger = Ledger::open(&state_dir(&lake.local_state_root()?, &o.name))?;
     let p: Plan<'_> = plan(o, alerts, &ledger);
     let owed = p.items.len();
     let held = if p.limited > 0 {

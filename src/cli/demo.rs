@@ -162,16 +162,16 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         trainer.add_batch(b).map_err(anyhow::Error::from)
     })
     .await?;
-    let version = store::next_version(lake.root(), "default")?;
+    let version = store::next_version(&lake, "default").await?;
     let now = super::window::now()?.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let model = trainer.finish(
+    let mut model = trainer.finish(
         "default",
         version,
         &train_w.start_text(),
         &train_w.end_text(),
         &now,
     );
-    store::save(lake.root(), &model)?;
+    store::save(&lake, &mut model).await?;
     println!("    {} functions learnt", model.functions.len());
 
     println!(

@@ -101,8 +101,8 @@ pub async fn run(a: DetectArgs) -> anyhow::Result<()> {
     let lake = Lake::open(&a.lake)
         .await
         .with_context(|| format!("opening lake {}", a.lake))?;
-    let (model, model_path) = store::load(lake.root(), &a.model, a.model_version)?;
-    tracing::info!(model = %model_path.display(), "scoring with model");
+    let (model, model_path) = store::load(&lake, &a.model, a.model_version).await?;
+    tracing::info!(model = %model_path, "scoring with model");
     let start = Instant::now();
     let mut detector = Detector::new(&model);
     scan_window(&lake, &window, "scored", |b| {

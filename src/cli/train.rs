@@ -126,7 +126,7 @@ pub async fn run(a: TrainArgs) -> anyhow::Result<()> {
     let lake = Lake::open(&a.lake)
         .await
         .with_context(|| format!("opening lake {}", a.lake))?;
-    let version = store::next_version(lake.root(), &a.model)?;
+    let version = store::next_version(&lake, &a.model).await?;
     let start = Instant::now();
     let mut trainer = Trainer::new();
     let events = scan_window(&lake, &window, "read", |b| {
@@ -142,14 +142,14 @@ pub async fn run(a: TrainArgs) -> anyhow::Result<()> {
         );
     }
     let now = super::window::now()?.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let model = trainer.finish(
+    let mut model = trainer.finish(
         &a.model,
         version,
         &window.start_text(),
         &window.end_text(),
         &now,
     );
-    let path = store::save(lake.root(), &model)?;
+    let path = store::save(&lake, &mut model).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "Trained model `{}` version {} on {} events from {} to {} in {secs:.1} s.",
@@ -179,7 +179,7 @@ pub async fn run(a: TrainArgs) -> anyhow::Result<()> {
             }
         );
     }
-    println!("\nModel file: {}", path.display());
+    println!("\nModel file: {}", path);
     Ok(())
 }
 

@@ -45,6 +45,17 @@ pub fn fnwatch(args: &[&str]) -> Run {
     Run::from(o)
 }
 
+/// Runs `fnwatch ARGS` with extra environment variables.
+pub fn fnwatch_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let o = Command::new(bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("fnwatch binary runs");
+    Run::from(o)
+}
+
 /// Runs `fnwatch ARGS` with `input` on stdin.
 pub fn fnwatch_stdin(args: &[&str], input: &[u8]) -> Run {
     let mut child = Command::new(bin())

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{bin, count, fnwatch};
+use crate::common::{bin, count, fnwatch, fnwatch_env};
 use crate::kinesis_harness::{Kinesalite, aws_env};
 use crate::receivers::free_port;
+use crate::s3_harness::MotoS3;
 
 /// Telemetry of a small fleet (simulated), as gzip JSON Lines files.
-fn telemetry(dir: &Path, seed: u64, invocations: u64) -> Vec<PathBuf> {
+pub fn telemetry(dir: &Path, seed: u64, invocations: u64) -> Vec<PathBuf> {
     let out = dir.join(format!("telemetry-{seed}"));
     fnwatch(&[
         "simulate",
@@ -48,18 +49,26 @@ fn telemetry(dir: &Path, seed: u64, invocations: u64) -> Vec<PathBuf> {
 
 /// Every event row, canonically ordered, as CSV text.
 fn dump(lake: &Path) -> String {
-    let r = fnwatch(&[
-        "sql",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--format",
-        "csv",
-        "SELECT type, function, coalesce(request_id, '') AS r, CAST(time AS VARCHAR) AS t, \
-         coalesce(query, exe, path, action, remote_ip, message, '') AS what \
-         FROM events ORDER BY 1, 2, 3, 4, 5",
-    ])
-    .ok();
-    r.stdout
+    dump_at(lake.to_str().unwrap(), &[])
+}
+
+/// [`dump`] of a lake at any location, with `env` for the `fnwatch` process.
+pub fn dump_at(lake: &str, env: &[(&str, &str)]) -> String {
+    fnwatch_env(
+        &[
+            "sql",
+            "--lake",
+            lake,
+            "--format",
+            "csv",
+            "SELECT type, function, coalesce(request_id, '') AS r, CAST(time AS VARCHAR) AS t, \
+             coalesce(query, exe, path, action, remote_ip, message, '') AS what \
+             FROM events ORDER BY 1, 2, 3, 4, 5",
+        ],
+        env,
+    )
+    .ok()
+    .stdout
 }
 
 fn events(lake: &Path) -> i64 {
@@ -70,7 +79,7 @@ fn events(lake: &Path) -> i64 {
 }
 
 /// The reference: the same files through the file ingest.
-fn reference(dir: &Path, files: &[PathBuf]) -> (PathBuf, i64) {
+pub fn reference(dir: &Path, files: &[PathBuf]) -> (PathBuf, i64) {
     let lake = dir.join("reference-lake");
     let mut args = vec!["ingest", "--lake", lake.to_str().unwrap(), "--no-progress"];
     for f in files {
@@ -110,12 +119,25 @@ impl WorkerProc {
         env: &[(&str, &str)],
     ) -> WorkerProc {
         let log = lake.with_file_name(format!("{name}.log"));
+        WorkerProc::start_at(k, lake.to_str().unwrap(), log, stream, name, extra, env)
+    }
+
+    /// A worker on any lake location (a folder or `s3://...`), logging to `log`.
+    fn start_at(
+        k: &Kinesalite,
+        lake: &str,
+        log: PathBuf,
+        stream: &str,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> WorkerProc {
         let metrics = free_port();
         let mut cmd = Command::new(bin());
         cmd.args([
             "ingest",
             "--lake",
-            lake.to_str().unwrap(),
+            lake,
             "--kinesis",
             stream,
             "--endpoint-url",
@@ -775,4 +797,75 @@ fn from_latest_skips_what_was_on_the_stream_before_the_first_start() {
         .map(|r| r["request_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["new-0", "new-1"]);
+}
+
+#[test]
+fn two_workers_on_an_s3_lake_share_the_shards_and_take_over_exactly_once() {
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference,
+        want,
+    } = Scenario::new(53, 300, "t", 4, false);
+    let s3 = MotoS3::start(&dir.path().join("moto"), &["stream-lake"]);
+    let env = s3.env();
+    let lake = "s3://stream-lake/kinesis/lake";
+    let events_s3 = || {
+        let r = fnwatch_env(
+            &[
+                "sql",
+                "--lake",
+                lake,
+                "--format",
+                "csv",
+                "SELECT count(*) FROM events",
+            ],
+            &env,
+        );
+        r.stdout
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let [first, second] = halves(dir.path(), &files);
+    k.put_file("t", &first);
+    // Both start on a lake that does not exist yet in the bucket: the
+    // tables and the marker are created once, by conditional writes.
+    let log = |n: &str| dir.path().join(format!("{n}.log"));
+    let mut a = WorkerProc::start_at(&k, lake, log("a"), "t", "a", &[], &env);
+    let mut b = WorkerProc::start_at(&k, lake, log("b"), "t", "b", &[], &env);
+    wait_until("both workers hold shards", Duration::from_secs(60), || {
+        a.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
+            && b.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
+    });
+    assert_eq!(
+        a.metric_sum("fnwatch_kinesis_owned_shards") + b.metric_sum("fnwatch_kinesis_owned_shards"),
+        4.0,
+        "the shards are split without overlap"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    b.kill9();
+    k.put_file("t", &second);
+    wait_until(
+        "a takes over and reads everything",
+        Duration::from_secs(120),
+        || events_s3() >= want,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = a.term();
+    let log = format!("{}\n--- b ---\n{}", a.log(), b.log());
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("took over an expired lease"), "{log}");
+    let leases = s3.keys("stream-lake", "kinesis/lake/_kinesis/t/leases/");
+    assert!(leases.len() >= 4, "leases live in the bucket: {leases:?}");
+    let got = dump_at(lake, &env);
+    let want_rows = dump(&reference);
+    assert!(
+        got == want_rows,
+        "the s3 lake differs from the reference: {} rows vs {}\n{log}",
+        got.lines().count(),
+        want_rows.lines().count()
+    );
 }

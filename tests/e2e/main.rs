@@ -13,5 +13,7 @@ mod outputs;
 mod queries;
 mod receivers;
 mod reports;
+mod s3;
+mod s3_harness;
 mod server;
 mod shapes;

@@ -2,6 +2,7 @@
 """An independent reader of an fnwatch lake, for the end-to-end tests.
 
     python3 tests/e2e/read_lake.py LAKE_DIR
+    python3 tests/e2e/read_lake.py s3://BUCKET/PREFIX
 
 Reads the two Delta tables of the lake with the PyPI `deltalake` package
 (delta-rs's Python binding, not our Rust code) and prints one JSON object:
@@ -11,7 +12,9 @@ Reads the two Delta tables of the lake with the PyPI `deltalake` package
 `LAKE_DIR/events` is partitioned by `date`; the reader takes the table's
 files from the Delta log, so a file left out of a commit (or a commit that
 lists a missing file) shows up here. Only types with at least one row are
-listed.
+listed. An `s3://` lake is read through delta-rs's own S3 client, configured
+from the environment (AWS_ENDPOINT_URL_S3, AWS_ALLOW_HTTP, AWS_REGION and the
+access keys), as fnwatch is.
 
 Exit status: 0 on success, 2 when `deltalake`/`pyarrow` are missing (install
 them with `bash infra/local/install-python-tools.sh`), 1 when the lake cannot
@@ -47,13 +50,14 @@ def main(argv: list[str]) -> None:
             2,
         )
 
-    lake = Path(argv[1])
-    if not lake.is_dir():
+    remote = "://" in argv[1]
+    lake = argv[1].rstrip("/") if remote else Path(argv[1])
+    if not remote and not lake.is_dir():
         fail(f"lake {lake} is not a directory")
 
     def open_table(name: str) -> "DeltaTable":
-        path = lake / name
-        if not (path / "_delta_log").is_dir():
+        path = f"{lake}/{name}" if remote else lake / name
+        if not remote and not (path / "_delta_log").is_dir():
             fail(f"table {path} is not a Delta table (no _delta_log folder)")
         try:
             return DeltaTable(str(path))
@@ -64,12 +68,12 @@ def main(argv: list[str]) -> None:
     try:
         types = events.to_pyarrow_table(columns=["type"]).column("type")
     except Exception as e:
-        fail(f"cannot read column `type` of {lake / 'events'}: {e}")
+        fail(f"cannot read column `type` of {lake}/events: {e}")
     counts: dict[str, int] = {}
     for item in pc.value_counts(types).to_pylist():
         value, n = item["values"], int(item["counts"])
         if value is None:
-            fail(f"{lake / 'events'} has {n} rows with a null `type`")
+            fail(f"{lake}/events has {n} rows with a null `type`")
         counts[str(value)] = n
 
     dead = open_table("dead_letters")
@@ -77,7 +81,7 @@ def main(argv: list[str]) -> None:
         # Counts rows from the Parquet files the log lists (not from log stats).
         dead_count = dead.to_pyarrow_dataset().count_rows()
     except Exception as e:
-        fail(f"cannot read {lake / 'dead_letters'}: {e}")
+        fail(f"cannot read {lake}/dead_letters: {e}")
 
     out = {
         "events": dict(sorted(counts.items())),

@@ -3,8 +3,9 @@
 //! Leases live in the lake's storage under `_kinesis/STREAM/`:
 //!
 //! - `leases/SHARD/GENERATION.json`: one file per lease generation, created
-//!   only if absent (a hard link of a fully written temporary file, so a
-//!   reader never sees half a lease). The highest generation is the lease:
+//!   only if absent (the object store's create-if-absent: a hard link of a
+//!   fully written temporary file on a local or network file system,
+//!   `If-None-Match: *` on S3), so a reader never sees half a lease. The highest generation is the lease:
 //!   `{"owner": "worker-id"}`, or `""` when released. The owner renews by
 //!   creating the next generation; another worker takes a lease over by
 //!   creating the next generation once it has seen the same generation
@@ -22,13 +23,19 @@
 //! So a worker that stalls past its lease can never write a shard range twice.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::logstore::object_store::path::Path as ObjPath;
+use deltalake::logstore::object_store::{
+    Error as ObjectStoreError, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::error::{IngestError, Result};
+use crate::lake::Lake;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LeaseFile {
@@ -60,7 +67,11 @@ pub struct LeaseChanges {
 
 /// This worker's view of the leases of one stream.
 pub struct Leases {
-    dir: PathBuf,
+    store: ObjectStoreRef,
+    /// `_kinesis/STREAM` inside the lake.
+    dir: String,
+    /// How the lake is shown in messages.
+    display: String,
     worker: String,
     timeout: Duration,
     seen: HashMap<String, Seen>,
@@ -73,13 +84,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
-    move |source| IngestError::Storage {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 /// A file name safe for a stream or shard id.
@@ -96,19 +100,34 @@ fn safe(name: &str) -> String {
 }
 
 impl Leases {
-    pub fn new(lake_root: &Path, stream: &str, worker: &str, timeout: Duration) -> Result<Leases> {
-        let dir = lake_root.join("_kinesis").join(safe(stream));
-        for sub in ["leases", "workers"] {
-            let p = dir.join(sub);
-            std::fs::create_dir_all(&p).map_err(io_err(&p))?;
-        }
-        Ok(Leases {
-            dir,
+    pub fn new(lake: &Lake, stream: &str, worker: &str, timeout: Duration) -> Leases {
+        Leases::with_store(lake.store(), lake.display(), stream, worker, timeout)
+    }
+
+    fn with_store(
+        store: ObjectStoreRef,
+        display: &str,
+        stream: &str,
+        worker: &str,
+        timeout: Duration,
+    ) -> Leases {
+        Leases {
+            store,
+            dir: format!("_kinesis/{}", safe(stream)),
+            display: display.trim_end_matches('/').to_string(),
             worker: worker.to_string(),
             timeout,
             seen: HashMap::new(),
             owned: HashMap::new(),
-        })
+        }
+    }
+
+    fn err(&self, key: &str) -> impl FnOnce(ObjectStoreError) -> IngestError + use<> {
+        let path = format!("{}/{key}", self.display);
+        move |source| IngestError::ObjectStore {
+            path,
+            source: Box::new(source),
+        }
     }
 
     /// The shards this worker holds.
@@ -120,154 +139,159 @@ impl Leases {
         self.owned.contains_key(shard)
     }
 
+    fn heartbeat_key(&self) -> String {
+        format!("{}/workers/{}.json", self.dir, safe(&self.worker))
+    }
+
     /// Rewrites this worker's heartbeat.
-    pub fn heartbeat(&self) -> Result<()> {
-        let path = self
-            .dir
-            .join("workers")
-            .join(format!("{}.json", safe(&self.worker)));
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    pub async fn heartbeat(&self) -> Result<()> {
+        let key = self.heartbeat_key();
         let body = serde_json::to_vec(&WorkerFile {
             worker: self.worker.clone(),
             pid: std::process::id(),
             at_ms: now_ms(),
         })
         .map_err(|e| IngestError::Internal(format!("worker heartbeat: {e}")))?;
-        std::fs::write(&tmp, body).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))
+        self.store
+            .put(&ObjPath::from(key.as_str()), PutPayload::from(body))
+            .await
+            .map(|_| ())
+            .map_err(self.err(&key))
     }
 
     /// Removes this worker's heartbeat (a clean stop).
-    pub fn retire(&self) {
-        let path = self
-            .dir
-            .join("workers")
-            .join(format!("{}.json", safe(&self.worker)));
-        let _ = std::fs::remove_file(path);
+    pub async fn retire(&self) {
+        let key = self.heartbeat_key();
+        let _ = self.store.delete(&ObjPath::from(key.as_str())).await;
     }
 
     /// Workers whose heartbeat is younger than the time-out (this one included).
-    pub fn live_workers(&self) -> Result<usize> {
-        let dir = self.dir.join("workers");
+    pub async fn live_workers(&self) -> Result<usize> {
+        let key = format!("{}/workers", self.dir);
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&ObjPath::from(key.as_str())))
+            .await
+            .map_err(self.err(&key))?;
+        let now = chrono::Utc::now();
         let mut live = HashSet::new();
-        live.insert(self.worker.clone());
-        for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let entry = entry.map_err(io_err(&dir))?;
-            let p = entry.path();
-            if p.extension().and_then(|e| e.to_str()) != Some("json") {
+        live.insert(safe(&self.worker));
+        for o in listed.objects {
+            let Some(stem) = o.location.filename().and_then(|n| n.strip_suffix(".json")) else {
                 continue;
-            }
-            let fresh = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age < self.timeout);
-            if fresh && let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+            };
+            let fresh = (now - o.last_modified)
+                .to_std()
+                .is_ok_and(|age| age < self.timeout)
+                || o.last_modified > now;
+            if fresh {
                 live.insert(stem.to_string());
             }
         }
         Ok(live.len())
     }
 
-    fn shard_dir(&self, shard: &str) -> PathBuf {
-        self.dir.join("leases").join(safe(shard))
+    fn shard_dir(&self, shard: &str) -> String {
+        format!("{}/leases/{}", self.dir, safe(shard))
     }
 
     /// The highest generation of a shard's lease and its owner.
-    fn latest(&self, shard: &str) -> Result<Option<(u64, String)>> {
+    async fn latest(&self, shard: &str) -> Result<Option<(u64, String)>> {
         let dir = self.shard_dir(shard);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        let mut best: Option<u64> = None;
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir))?;
-            let name = entry.file_name();
-            let Some(g) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            best = Some(best.map_or(g, |b| b.max(g)));
-        }
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&ObjPath::from(dir.as_str())))
+            .try_collect()
+            .await
+            .map_err(self.err(&dir))?;
+        let best = listed
+            .iter()
+            .filter_map(|o| {
+                o.location
+                    .filename()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .max();
         let Some(g) = best else { return Ok(None) };
-        let path = dir.join(format!("{g:012}.json"));
-        let text = std::fs::read(&path).map_err(io_err(&path))?;
+        let key = format!("{dir}/{g:012}.json");
+        let got = self
+            .store
+            .get(&ObjPath::from(key.as_str()))
+            .await
+            .map_err(self.err(&key))?;
+        let text = got.bytes().await.map_err(self.err(&key))?;
         let lease: LeaseFile = serde_json::from_slice(&text).map_err(|e| {
-            IngestError::Internal(format!("lease file {} is damaged: {e}", path.display()))
+            IngestError::Internal(format!("lease file {}/{key} is damaged: {e}", self.display))
         })?;
         Ok(Some((g, lease.owner)))
     }
 
-    /// Creates generation `g` of a shard's lease for `owner`; false if it exists.
-    fn create(&self, shard: &str, g: u64, owner: &str) -> Result<bool> {
+    /// Creates generation `g` of a shard's lease for `owner`; false if it
+    /// exists. The store's create-if-absent (a hard link on a local or
+    /// network file system, `If-None-Match: *` on S3) decides races.
+    async fn create(&self, shard: &str, g: u64, owner: &str) -> Result<bool> {
         let dir = self.shard_dir(shard);
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let path = dir.join(format!("{g:012}.json"));
-        let tmp = dir.join(format!(
-            ".{g:012}.{}.{}.tmp",
-            safe(&self.worker),
-            std::process::id()
-        ));
+        let key = format!("{dir}/{g:012}.json");
         let body = serde_json::to_vec(&LeaseFile {
             owner: owner.to_string(),
             at_ms: now_ms(),
         })
         .map_err(|e| IngestError::Internal(format!("lease: {e}")))?;
-        std::fs::write(&tmp, &body).map_err(io_err(&tmp))?;
-        let mut linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        // A network file system that retries the link after a lost reply
-        // reports "exists" for a file this very call made: the content says.
-        if matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists)
-            && std::fs::read(&path).is_ok_and(|b| b == body)
-        {
-            linked = Ok(());
-        }
-        match linked {
-            Ok(()) => {
-                // Old generations are history; keep the last few for debugging.
-                if g > 4 {
-                    let _ = std::fs::remove_file(dir.join(format!("{:012}.json", g - 4)));
+        let path = ObjPath::from(key.as_str());
+        let put = self
+            .store
+            .put_opts(
+                &path,
+                PutPayload::from(body.clone()),
+                PutOptions::from(PutMode::Create),
+            )
+            .await;
+        let created = match put {
+            Ok(_) => true,
+            Err(ObjectStoreError::AlreadyExists { .. }) => {
+                // A store that retried the create after a lost reply reports
+                // "exists" for an object this very call made: the content says.
+                match self.store.get(&path).await {
+                    Ok(r) => r.bytes().await.is_ok_and(|b| b.as_ref() == body.as_slice()),
+                    Err(_) => false,
                 }
-                Ok(true)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(io_err(&path)(e)),
+            Err(e) => return Err(self.err(&key)(e)),
+        };
+        if created && g > 4 {
+            // Old generations are history; keep the last few for debugging.
+            let old = format!("{dir}/{:012}.json", g - 4);
+            let _ = self.store.delete(&ObjPath::from(old.as_str())).await;
         }
+        Ok(created)
     }
 
     /// One lease round over the shards that may be read now: renews this
     /// worker's leases, notices lost ones, and takes free or expired shards
     /// while this worker holds fewer than its share.
-    pub fn round(&mut self, eligible: &[String]) -> Result<LeaseChanges> {
+    pub async fn round(&mut self, eligible: &[String]) -> Result<LeaseChanges> {
         let mut changes = LeaseChanges::default();
-        self.heartbeat()?;
-        let workers = self.live_workers()?.max(1);
+        self.heartbeat().await?;
+        let workers = self.live_workers().await?.max(1);
         let share = eligible.len().div_ceil(workers);
         let now = Instant::now();
         let eligible_set: HashSet<&str> = eligible.iter().map(String::as_str).collect();
         // Shards no longer eligible (finished) are dropped from the books.
         self.owned.retain(|s, _| eligible_set.contains(s.as_str()));
         for shard in eligible {
-            let latest = self.latest(shard)?;
+            let latest = self.latest(shard).await?;
             let (g, owner) = latest.clone().unwrap_or((0, String::new()));
-            if self.owned.contains_key(shard) {
+            if let Some(&renewed) = self.owned.get(shard) {
                 if owner != self.worker {
                     warn!(shard = %shard, new_owner = %owner, "lease lost to another worker");
                     self.owned.remove(shard);
                     changes.lost.push(shard.clone());
                     continue;
                 }
-                let renewed = self.owned[shard];
                 if now.duration_since(renewed) >= self.timeout / 3 {
                     let started = Instant::now();
-                    if self.create(shard, g + 1, &self.worker)? {
+                    if self.create(shard, g + 1, &self.worker).await? {
                         self.owned.insert(shard.clone(), started);
                         debug!(shard = %shard, generation = g + 1, "lease renewed");
                     } else {
@@ -298,7 +322,7 @@ impl Leases {
             let expired = now.duration_since(seen.since) >= self.timeout;
             if free || expired {
                 let started = Instant::now();
-                if self.create(shard, g + 1, &self.worker)? {
+                if self.create(shard, g + 1, &self.worker).await? {
                     if !free {
                         info!(shard = %shard, previous_owner = %owner, "took over an expired lease");
                     }
@@ -312,8 +336,8 @@ impl Leases {
 
     /// Shards this worker holds above its share of `eligible` (to release
     /// after its next commit).
-    pub fn surplus(&self, eligible: usize) -> Result<Vec<String>> {
-        let workers = self.live_workers()?.max(1);
+    pub async fn surplus(&self, eligible: usize) -> Result<Vec<String>> {
+        let workers = self.live_workers().await?.max(1);
         let share = eligible.div_ceil(workers);
         let mut owned: Vec<String> = self.owned.keys().cloned().collect();
         owned.sort();
@@ -321,28 +345,28 @@ impl Leases {
     }
 
     /// Gives a shard up so another worker can take it at once.
-    pub fn release(&mut self, shard: &str) -> Result<()> {
+    pub async fn release(&mut self, shard: &str) -> Result<()> {
         if self.owned.remove(shard).is_none() {
             return Ok(());
         }
-        if let Some((g, owner)) = self.latest(shard)?
+        if let Some((g, owner)) = self.latest(shard).await?
             && owner == self.worker
         {
-            self.create(shard, g + 1, "")?;
+            self.create(shard, g + 1, "").await?;
             info!(shard = %shard, "lease released");
         }
         Ok(())
     }
 
     /// Gives every shard up (a clean stop).
-    pub fn release_all(&mut self) {
+    pub async fn release_all(&mut self) {
         let shards: Vec<String> = self.owned.keys().cloned().collect();
         for s in shards {
-            if let Err(e) = self.release(&s) {
+            if let Err(e) = self.release(&s).await {
                 warn!(shard = %s, error = %e, "could not release the lease");
             }
         }
-        self.retire();
+        self.retire().await;
     }
 }
 
@@ -350,54 +374,61 @@ impl Leases {
 mod tests {
     use super::*;
 
-    #[test]
-    fn two_workers_split_shards_and_take_over_a_dead_ones() {
+    fn store(dir: &std::path::Path) -> ObjectStoreRef {
+        std::sync::Arc::new(
+            deltalake::logstore::object_store::local::LocalFileSystem::new_with_prefix(dir)
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn two_workers_split_shards_and_take_over_a_dead_ones() {
         let dir = tempfile::tempdir().unwrap();
         let shards: Vec<String> = (0..4).map(|i| format!("shardId-00000000000{i}")).collect();
         let t = Duration::from_millis(300);
-        let mut a = Leases::new(dir.path(), "s", "a", t).unwrap();
-        let mut b = Leases::new(dir.path(), "s", "b", t).unwrap();
+        let mut a = Leases::with_store(store(dir.path()), "lake", "s", "a", t);
+        let mut b = Leases::with_store(store(dir.path()), "lake", "s", "b", t);
         // Both heartbeats exist before either takes shards: each takes two.
-        a.heartbeat().unwrap();
-        b.heartbeat().unwrap();
-        let ca = a.round(&shards).unwrap();
-        let cb = b.round(&shards).unwrap();
+        a.heartbeat().await.unwrap();
+        b.heartbeat().await.unwrap();
+        let ca = a.round(&shards).await.unwrap();
+        let cb = b.round(&shards).await.unwrap();
         assert_eq!(ca.acquired.len(), 2, "{ca:?}");
         assert_eq!(cb.acquired.len(), 2, "{cb:?}");
         assert!(a.owned().is_disjoint(&b.owned()));
         // b dies (no more rounds); after the time-out a takes everything.
-        std::thread::sleep(t + Duration::from_millis(50));
-        let ca = a.round(&shards).unwrap();
+        tokio::time::sleep(t + Duration::from_millis(50)).await;
+        let ca = a.round(&shards).await.unwrap();
         assert!(
             ca.acquired.is_empty(),
             "b's leases are new to a: it waits a full time-out"
         );
-        std::thread::sleep(t + Duration::from_millis(50));
-        let ca = a.round(&shards).unwrap();
+        tokio::time::sleep(t + Duration::from_millis(50)).await;
+        let ca = a.round(&shards).await.unwrap();
         assert_eq!(ca.acquired.len(), 2, "{ca:?}");
         assert_eq!(a.owned().len(), 4);
         // b comes back: it sees a's leases renewed and lost its own.
-        let cb = b.round(&shards).unwrap();
+        let cb = b.round(&shards).await.unwrap();
         assert_eq!(cb.lost.len(), 2);
         assert!(b.owned().is_empty());
         // a releases its surplus; b picks it up at once.
-        let extra = a.surplus(shards.len()).unwrap();
+        let extra = a.surplus(shards.len()).await.unwrap();
         assert_eq!(extra.len(), 2);
         for s in &extra {
-            a.release(s).unwrap();
+            a.release(s).await.unwrap();
         }
-        let cb = b.round(&shards).unwrap();
+        let cb = b.round(&shards).await.unwrap();
         assert_eq!(cb.acquired.len(), 2, "{cb:?}");
         assert!(a.owned().is_disjoint(&b.owned()));
     }
 
-    #[test]
-    fn only_one_of_two_racing_creators_wins_a_generation() {
+    #[tokio::test]
+    async fn only_one_of_two_racing_creators_wins_a_generation() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Leases::new(dir.path(), "s", "a", Duration::from_secs(5)).unwrap();
-        let b = Leases::new(dir.path(), "s", "b", Duration::from_secs(5)).unwrap();
-        assert!(a.create("x", 1, "a").unwrap());
-        assert!(!b.create("x", 1, "b").unwrap());
-        assert_eq!(a.latest("x").unwrap(), Some((1, "a".to_string())));
+        let a = Leases::with_store(store(dir.path()), "lake", "s", "a", Duration::from_secs(5));
+        let b = Leases::with_store(store(dir.path()), "lake", "s", "b", Duration::from_secs(5));
+        assert!(a.create("x", 1, "a").await.unwrap());
+        assert!(!b.create("x", 1, "b").await.unwrap());
+        assert_eq!(a.latest("x").await.unwrap(), Some((1, "a".to_string())));
     }
 }

@@ -438,7 +438,7 @@ impl<C: KinesisApi> Worker<C> {
         cfg: KinesisSourceConfig,
         metrics: Arc<WorkerMetrics>,
     ) -> Result<Worker<C>> {
-        let leases = Leases::new(lake.root(), &cfg.stream, &cfg.worker_id, cfg.lease_timeout)?;
+        let leases = Leases::new(lake, &cfg.stream, &cfg.worker_id, cfg.lease_timeout);
         let (tx, rx) = mpsc::channel(32);
         Ok(Worker {
             api: Arc::new(api),
@@ -577,7 +577,7 @@ impl<C: KinesisApi> Worker<C> {
     /// One lease round: start readers for acquired shards, reset on lost ones.
     async fn lease_round(&mut self, lake: &mut Lake, flush: &mut Flush) -> Result<()> {
         let eligible = self.eligible();
-        let changes = self.leases.round(&eligible)?;
+        let changes = self.leases.round(&eligible).await?;
         if !changes.lost.is_empty() {
             warn!(shards = ?changes.lost, "leases lost: dropping everything not yet committed and re-reading from the lake");
             self.reset(lake, flush).await?;
@@ -780,7 +780,7 @@ impl<C: KinesisApi> Worker<C> {
     /// Gives up the shards above this worker's share (another worker has
     /// joined), after committing what is buffered so nothing is read twice.
     async fn release_surplus(&mut self, lake: &mut Lake, flush: &mut Flush) -> Result<()> {
-        let extra = self.leases.surplus(self.eligible().len())?;
+        let extra = self.leases.surplus(self.eligible().len()).await?;
         if extra.is_empty() {
             return Ok(());
         }
@@ -789,7 +789,7 @@ impl<C: KinesisApi> Worker<C> {
         }
         for s in &extra {
             self.stop_reader(s);
-            self.leases.release(s)?;
+            self.leases.release(s).await?;
         }
         info!(shards = ?extra, "released shards above this worker's share");
         self.metrics
@@ -815,7 +815,7 @@ impl<C: KinesisApi> Worker<C> {
             h.abort();
         }
         if result.is_ok() {
-            self.leases.release_all();
+            self.leases.release_all().await;
         }
         result.map(|()| self.report.clone())
     }
