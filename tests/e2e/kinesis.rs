@@ -604,7 +604,7 @@ fn a_split_while_running_loses_nothing_and_reads_children_after_the_parent() {
 }
 
 #[test]
-fn worker_rides_out_an_emulator_outage_and_throttling() {
+fn worker_rides_out_an_emulator_outage_throttling_and_expired_iterators() {
     let Scenario {
         dir,
         k,
@@ -621,7 +621,7 @@ fn worker_rides_out_an_emulator_outage_and_throttling() {
         "o",
         "w1",
         &[],
-        &[("FNWATCH_KINESIS_FAULTS", "throttle_every=3")],
+        &[("FNWATCH_KINESIS_FAULTS", "throttle_every=3,expire_every=7")],
     );
     wait_until("the first records", Duration::from_secs(120), || {
         events(&lake) > 0
@@ -640,7 +640,100 @@ fn worker_rides_out_an_emulator_outage_and_throttling() {
     let log = w.log();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("retrying"), "the outage is logged:\n{log}");
+    assert!(
+        log.contains("shard iterator expired; getting a new one"),
+        "expired iterators are renewed:\n{log}"
+    );
     assert_same_rows(&lake, &reference, &log);
+}
+
+#[test]
+fn a_merge_while_running_reads_the_child_after_both_parents() {
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference,
+        want,
+    } = Scenario::new(33, 300, "g", 2, false);
+    let [first, second] = halves(dir.path(), &files);
+    k.put_file("g", &first);
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "g", "w1", &[], &[]);
+    wait_until("the first half", Duration::from_secs(120), || {
+        events(&lake) > 0
+    });
+    let child = k.merge("g", "shardId-000000000000", "shardId-000000000001");
+    k.put_file("g", &second);
+    wait_until("every event", Duration::from_secs(120), || {
+        events(&lake) >= want
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_same_rows(&lake, &reference, &w.log());
+
+    let versions = shard_commit_versions(&lake, "g");
+    let child_id = child["id"].as_str().unwrap();
+    let (child_first, _) = versions
+        .get(child_id)
+        .unwrap_or_else(|| panic!("the merged shard {child_id} was never read: {versions:?}"));
+    for parent in ["shardId-000000000000", "shardId-000000000001"] {
+        let end = versions
+            .get(parent)
+            .and_then(|v| v.1)
+            .unwrap_or_else(|| panic!("parent {parent} never marked finished: {versions:?}"));
+        assert!(
+            *child_first > end,
+            "child {child_id} committed at version {child_first}, before parent {parent} finished at {end}"
+        );
+    }
+}
+
+#[test]
+fn from_at_timestamp_starts_a_new_lake_at_that_time() {
+    let Scenario {
+        dir,
+        k,
+        files,
+        reference: _,
+        want: _,
+    } = Scenario::new(35, 200, "ts", 2, false);
+    let [first, second] = halves(dir.path(), &files);
+    k.put_file("ts", &first);
+    // Arrival times are kept to the millisecond; a clear gap either side.
+    std::thread::sleep(Duration::from_millis(1500));
+    let cut = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    std::thread::sleep(Duration::from_millis(1500));
+    k.put_file("ts", &second);
+    let only_second = dir.path().join("second-reference");
+    fnwatch(&[
+        "ingest",
+        "--lake",
+        only_second.to_str().unwrap(),
+        "--no-progress",
+        second.to_str().unwrap(),
+    ])
+    .ok();
+    let want = events(&only_second);
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(
+        &k,
+        &lake,
+        "ts",
+        "w1",
+        &["--from", "at-timestamp", "--timestamp", &cut],
+        &[],
+    );
+    wait_until(
+        "the records after the cut",
+        Duration::from_secs(120),
+        || events(&lake) >= want,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_same_rows(&lake, &only_second, &w.log());
 }
 
 #[test]

@@ -323,32 +323,38 @@ impl KinesisApi for SdkKinesis {
 }
 
 /// Failure injection for tests and drills: every `throttle_every`-th
-/// `GetRecords` call fails with a throttle before reaching the stream, and
-/// every `fail_put_every`-th `PutRecords` entry comes back failed.
+/// `GetRecords` call fails with a throttle before reaching the stream, every
+/// `expire_every`-th with an expired iterator (as after five idle minutes),
+/// and every `fail_put_every`-th `PutRecords` entry comes back failed.
 ///
-/// Configured with `FNWATCH_KINESIS_FAULTS=throttle_every=3,fail_put_every=7`.
+/// Configured with
+/// `FNWATCH_KINESIS_FAULTS=throttle_every=3,expire_every=5,fail_put_every=7`.
 pub struct FaultyKinesis<C> {
     inner: C,
     throttle_every: u64,
+    expire_every: u64,
     fail_put_every: u64,
     calls: AtomicU64,
     entries: AtomicU64,
 }
 
 impl<C: KinesisApi> FaultyKinesis<C> {
-    pub fn new(inner: C, throttle_every: u64, fail_put_every: u64) -> Self {
+    pub fn new(inner: C, throttle_every: u64, expire_every: u64, fail_put_every: u64) -> Self {
         FaultyKinesis {
             inner,
             throttle_every,
+            expire_every,
             fail_put_every,
             calls: AtomicU64::new(0),
             entries: AtomicU64::new(0),
         }
     }
 
-    /// Parses `throttle_every=N,fail_put_every=M` (either may be missing).
+    /// Parses `throttle_every=N,expire_every=E,fail_put_every=M` (any may be
+    /// missing).
     pub fn from_spec(inner: C, spec: &str) -> Result<Self, String> {
         let mut throttle = 0;
+        let mut expire = 0;
         let mut fail_put = 0;
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
@@ -359,15 +365,16 @@ impl<C: KinesisApi> FaultyKinesis<C> {
                 .map_err(|_| format!("fault `{k}`: `{v}` is not a number"))?;
             match k {
                 "throttle_every" => throttle = n,
+                "expire_every" => expire = n,
                 "fail_put_every" => fail_put = n,
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}` (known: throttle_every, fail_put_every)"
+                        "unknown fault `{other}` (known: throttle_every, expire_every, fail_put_every)"
                     ));
                 }
             }
         }
-        Ok(Self::new(inner, throttle, fail_put))
+        Ok(Self::new(inner, throttle, expire, fail_put))
     }
 }
 
@@ -393,6 +400,11 @@ impl<C: KinesisApi> KinesisApi for FaultyKinesis<C> {
         if self.throttle_every > 0 && n.is_multiple_of(self.throttle_every) {
             return Err(KinesisError::Throttled(
                 "GetRecords: ProvisionedThroughputExceededException (injected)".into(),
+            ));
+        }
+        if self.expire_every > 0 && n.is_multiple_of(self.expire_every) {
+            return Err(KinesisError::ExpiredIterator(
+                "GetRecords: ExpiredIteratorException (injected)".into(),
             ));
         }
         self.inner.get_records(iterator, limit).await
