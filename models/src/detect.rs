@@ -1295,6 +1295,16 @@ impl<'m> Detector<'m> {
             .filter(|(_, p)| p.is_none())
             .map(|(n, _)| n.clone())
             .collect();
+        // The window's tables are large and made of many small allocations:
+        // freeing them is work nobody waits for.
+        let tables = (
+            std::mem::take(&mut self.reqs),
+            std::mem::take(&mut self.window),
+            std::mem::take(&mut self.novelties),
+            std::mem::take(&mut self.known),
+            std::mem::take(&mut self.cands),
+        );
+        std::thread::spawn(move || drop(tables));
         Detection {
             alerts: alerts.into_iter().map(|(_, a)| a).collect(),
             invocations,

@@ -301,7 +301,7 @@ fn check_string(raw: &str, path: &str, out: &mut Vec<Finding>) {
     } else {
         s
     };
-    for (class, strength, fp) in scan_value(s) {
+    for (class, strength, fp) in scan_value_cached(s) {
         out.push(Finding {
             class,
             strength,
@@ -310,6 +310,40 @@ fn check_string(raw: &str, path: &str, out: &mut Vec<Finding>) {
             excerpt: excerpt(s),
         });
     }
+}
+
+/// Strings longer than this are scanned every time, not remembered.
+const CACHE_MAX_LEN: usize = 1024;
+/// Distinct strings remembered per thread before the cache starts over.
+const CACHE_MAX_ENTRIES: usize = 32_768;
+
+type Verdicts = Vec<(InjectionClass, Strength, String)>;
+
+thread_local! {
+    /// Event samples repeat their strings (user agents, templates, query
+    /// bodies): [`scan_value`] is a pure function of its input, so its
+    /// verdicts are remembered per thread.
+    static VERDICTS: std::cell::RefCell<
+        std::collections::HashMap<String, Verdicts, foldhash::fast::RandomState>,
+    > = std::cell::RefCell::new(std::collections::HashMap::default());
+}
+
+fn scan_value_cached(s: &str) -> Verdicts {
+    if s.len() > CACHE_MAX_LEN {
+        return scan_value(s);
+    }
+    VERDICTS.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if let Some(v) = cache.get(s) {
+            return v.clone();
+        }
+        let v = scan_value(s);
+        if cache.len() >= CACHE_MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(s.to_string(), v.clone());
+        v
+    })
 }
 
 /// Scans one (already decoded) string value.

@@ -183,15 +183,24 @@ impl NumericModel {
         let z = standardise(&v, &self.center, &self.scale);
         let (c, d) = nearest(&self.centroids, &z);
         let r = self.radius.get(c).copied().unwrap_or(1.0);
-        // The two features farthest from the centre.
-        let mut idx: Vec<usize> = (0..NF).collect();
+        // The two features farthest from the centre (the first of equals
+        // first), in one pass.
         let cent = self.centroids.get(c);
-        idx.sort_by(|&a, &b| {
-            let da = cent.map(|ct| (z[a] - ct[a]).abs()).unwrap_or(0.0);
-            let db = cent.map(|ct| (z[b] - ct[b]).abs()).unwrap_or(0.0);
-            db.total_cmp(&da)
-        });
-        (d / r, [idx[0], idx[1]])
+        let dist = |f: usize| cent.map(|ct| (z[f] - ct[f]).abs()).unwrap_or(0.0);
+        let (mut top, mut second) = ((0, dist(0)), (1, dist(1)));
+        if second.1.total_cmp(&top.1).is_gt() {
+            std::mem::swap(&mut top, &mut second);
+        }
+        for f in 2..NF {
+            let df = dist(f);
+            if df.total_cmp(&top.1).is_gt() {
+                second = top;
+                top = (f, df);
+            } else if df.total_cmp(&second.1).is_gt() {
+                second = (f, df);
+            }
+        }
+        (d / r, [top.0, second.0])
     }
 
     /// A feature's value back in its own units, for explanations.

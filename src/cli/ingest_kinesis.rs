@@ -141,7 +141,10 @@ pub async fn run(lake_spec: &str, stream: &str, a: &KinesisArgs) -> anyhow::Resu
         region: a.region.clone(),
         endpoint_url: a.endpoint_url.clone(),
     };
-    let client = SdkKinesis::connect(&endpoint).await;
+    let mut client = SdkKinesis::connect(&endpoint).await;
+    if let Some(n) = env_number("FNWATCH_TUNE_SHARDS_PER_PAGE") {
+        client = client.with_shards_per_page(n.min(10_000) as i32);
+    }
     if client.region().is_none() {
         bail!("no AWS region: pass --region, or set AWS_REGION (or a region in the AWS profile)");
     }

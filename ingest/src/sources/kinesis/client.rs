@@ -138,6 +138,8 @@ pub struct KinesisEndpoint {
 #[derive(Clone)]
 pub struct SdkKinesis {
     client: Client,
+    /// `MaxResults` of each ListShards call (the service's default when unset).
+    shards_per_page: Option<i32>,
 }
 
 impl SdkKinesis {
@@ -154,7 +156,14 @@ impl SdkKinesis {
         let config = loader.load().await;
         SdkKinesis {
             client: Client::new(&config),
+            shards_per_page: None,
         }
+    }
+
+    /// Asks ListShards for at most `n` shards a page (1 to 10,000).
+    pub fn with_shards_per_page(mut self, n: i32) -> SdkKinesis {
+        self.shards_per_page = Some(n.clamp(1, 10_000));
+        self
     }
 
     /// The region the configuration chain resolved, if any.
@@ -218,6 +227,9 @@ impl KinesisApi for SdkKinesis {
                 Some(t) => req.next_token(t),
                 None => req.stream_name(stream),
             };
+            if let Some(n) = self.shards_per_page {
+                req = req.max_results(n);
+            }
             let resp = req.send().await.map_err(|e| classify("ListShards", e))?;
             for s in resp.shards() {
                 out.push(ShardInfo {
