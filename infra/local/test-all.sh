@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as a newcomer and CI run it: installs what the tests
-# need (Python tools for the independent lake reader and the OCSF schema
-# check, rsyslog as a real syslog receiver), then formats, lints and
+# need (Python tools for the independent lake reader, the OCSF schema check
+# and the S3 stand-in; rsyslog as a real syslog receiver; the Kinesis
+# emulators), then formats, lints and
 # runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,9 +12,12 @@ bash infra/local/install-python-tools.sh
 # The real receivers the output tests start (rsyslog from Debian's packages;
 # the HTTPS endpoint is Python's standard library and openssl).
 bash infra/local/syslog/rsyslog.sh install
-# The Kinesis emulator the `fnwatch ingest --kinesis` tests start
-# (tests/e2e/kinesis.rs): kinesalite, with npm, outside the repository.
+# The Kinesis emulators the `fnwatch ingest --kinesis` tests start
+# (tests/e2e/kinesis.rs): kinesalite for volume and kinesis-mock for AWS's
+# ListShards paging, both with npm, outside the repository. The S3 stand-in
+# of the `s3://` lake tests (moto's server) came with the Python tools.
 bash infra/local/kinesis/kinesalite.sh install
+bash infra/local/kinesis/kinesis-mock.sh install
 # The real client the SQL endpoint tests drive (tests/e2e/server.rs).
 command -v psql >/dev/null || { apt-get update && apt-get install -y postgresql-client; }
 # A JDBC client for the same endpoint: pgjdbc from Debian's packages, run by

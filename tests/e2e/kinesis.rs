@@ -962,3 +962,32 @@ fn two_workers_on_an_s3_lake_share_the_shards_and_take_over_exactly_once() {
         want_rows.lines().count()
     );
 }
+
+#[test]
+fn list_shards_is_paged_and_every_shard_read_on_kinesis_mock() {
+    // kinesis-mock pages ListShards with MaxResults/NextToken as AWS does
+    // (kinesalite returns every shard at once): five shards, two a page.
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start_kinesis_mock(&dir.path().join("kinesis-mock"));
+    let files = telemetry(dir.path(), 57, 150);
+    let (reference, want) = reference(dir.path(), &files);
+    k.create_stream("p5", 5);
+    put_files(&k, "p5", &files);
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(
+        &k,
+        &lake,
+        "p5",
+        "w1",
+        &[],
+        &[("FNWATCH_TUNE_SHARDS_PER_PAGE", "2")],
+    );
+    wait_until("every event", Duration::from_secs(180), || {
+        events(&lake) >= want
+    });
+    assert_eq!(w.metric_sum("fnwatch_kinesis_owned_shards"), 5.0);
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_same_rows(&lake, &reference, &w.log());
+}

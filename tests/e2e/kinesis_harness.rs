@@ -35,6 +35,8 @@ pub struct Kinesalite {
     pub dir: PathBuf,
     pub port: u16,
     persist: bool,
+    /// The start/stop script under infra/local/kinesis/.
+    script: &'static str,
 }
 
 impl Kinesalite {
@@ -46,20 +48,39 @@ impl Kinesalite {
             dir: dir.to_path_buf(),
             port: free_port(),
             persist,
+            script: "kinesalite.sh",
         };
         k.up();
         k
     }
 
-    fn script() -> PathBuf {
-        repo().join("infra/local/kinesis/kinesalite.sh")
+    /// Starts kinesis-mock instead (infra/local/kinesis/kinesis-mock.sh):
+    /// the emulator that pages ListShards like AWS; in memory, for small
+    /// streams. Its TLS port is the one after `port`.
+    pub fn start_kinesis_mock(dir: &Path) -> Kinesalite {
+        let mut port = free_port();
+        while port == u16::MAX || std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+            port = free_port();
+        }
+        let k = Kinesalite {
+            dir: dir.to_path_buf(),
+            port,
+            persist: false,
+            script: "kinesis-mock.sh",
+        };
+        k.up();
+        k
+    }
+
+    fn script(&self) -> PathBuf {
+        repo().join("infra/local/kinesis").join(self.script)
     }
 
     /// Starts it (again) on the same port and directory; returns once it
     /// answers API calls.
     fn up(&self) {
         let mut cmd = Command::new("bash");
-        cmd.arg(Self::script())
+        cmd.arg(self.script())
             .arg("start")
             .arg(&self.dir)
             .args(["--port", &self.port.to_string()])
@@ -70,7 +91,8 @@ impl Kinesalite {
         let out = cmd.output().expect("bash runs");
         assert!(
             out.status.success(),
-            "kinesalite did not start:\n{}\n{}",
+            "{} did not start:\n{}\n{}",
+            self.script,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -79,7 +101,7 @@ impl Kinesalite {
     /// Stops it (not an error when it is not running).
     pub fn stop(&self) {
         let _ = Command::new("bash")
-            .arg(Self::script())
+            .arg(self.script())
             .arg("stop")
             .arg(&self.dir)
             .stdin(Stdio::null())

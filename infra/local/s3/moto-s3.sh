@@ -27,6 +27,8 @@ set -euo pipefail
 PROG="moto-s3.sh"
 PY="${PYTHON:-python3}"
 HERE="$(cd "$(dirname "$0")" && pwd -P)"
+# shellcheck source=infra/local/lib/proc.sh
+. "$HERE/../lib/proc.sh"
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 
@@ -36,36 +38,6 @@ usage: bash infra/local/s3/moto-s3.sh start DIR --port PORT [--bucket NAME]...
        bash infra/local/s3/moto-s3.sh stop DIR
 USAGE
     exit 2
-}
-
-alive() {
-    local state
-    state="$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" || return 1
-    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-# The pid of the server started from DIR, if it still runs (a reused pid of
-# another program does not count: its command line must name our port).
-pid_of() {
-    local pid
-    [ -s "$DIR/moto-s3.pid" ] || return 1
-    pid="$(tr -dc '0-9' <"$DIR/moto-s3.pid")"
-    [ -n "$pid" ] && alive "$pid" || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "moto.server" || return 1
-    echo "$pid"
-}
-
-do_stop() {
-    local pid i
-    if pid="$(pid_of)"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 50); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$DIR/moto-s3.pid"
 }
 
 # Answers an S3 ListBuckets call, and creates the buckets asked for (boto3
@@ -96,7 +68,7 @@ do_start() {
     if ! "$PY" -c "import moto.server, boto3" >/dev/null 2>&1; then
         bash "$HERE/../install-python-tools.sh" >&2 || die "could not install moto[server]"
     fi
-    do_stop
+    stop_pidfile "$DIR/moto-s3.pid" "moto.server"
     echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) start --port $PORT" >>"$DIR/moto-s3.log"
     nohup "$PY" -m moto.server -H 127.0.0.1 -p "$PORT" >>"$DIR/moto-s3.log" 2>&1 </dev/null &
     local pid=$! i
@@ -109,13 +81,16 @@ do_start() {
             die "moto's server exited"
         fi
         if s3_call >/dev/null 2>&1; then
-            s3_call "${BUCKETS[@]}" || die "could not create buckets ${BUCKETS[*]}"
+            if ! s3_call "${BUCKETS[@]}"; then
+                stop_pidfile "$DIR/moto-s3.pid" "moto.server"
+                die "could not create buckets ${BUCKETS[*]}"
+            fi
             echo ready
             return 0
         fi
         sleep 0.2
     done
-    do_stop
+    stop_pidfile "$DIR/moto-s3.pid" "moto.server"
     tail -n 40 "$DIR/moto-s3.log" >&2 || true
     die "no answer on 127.0.0.1:$PORT after 30 s"
 }
@@ -140,6 +115,6 @@ mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd -P)"
 case "$CMD" in
     start) do_start ;;
-    stop) do_stop ;;
+    stop) stop_pidfile "$DIR/moto-s3.pid" "moto.server" ;;
     *) usage ;;
 esac
