@@ -20,24 +20,35 @@ use crate::s3_harness::MotoS3;
 
 /// Telemetry of a small fleet (simulated), as gzip JSON Lines files.
 pub fn telemetry(dir: &Path, seed: u64, invocations: u64) -> Vec<PathBuf> {
-    let out = dir.join(format!("telemetry-{seed}"));
-    fnwatch(&[
+    let (seed, invocations) = (seed.to_string(), invocations.to_string());
+    simulated(
+        &dir.join(format!("telemetry-{seed}")),
+        &[
+            "--seed",
+            &seed,
+            "--days",
+            "1",
+            "--invocations-per-day",
+            &invocations,
+            "--attack-days",
+            "0",
+        ],
+    )
+}
+
+/// `fnwatch simulate --out OUT --start 2026-11-20 ARGS...`: its telemetry
+/// files, sorted.
+pub fn simulated(out: &Path, args: &[&str]) -> Vec<PathBuf> {
+    let mut all = vec![
         "simulate",
         "--out",
         out.to_str().unwrap(),
-        "--seed",
-        &seed.to_string(),
         "--start",
         "2026-11-20",
-        "--days",
-        "1",
-        "--invocations-per-day",
-        &invocations.to_string(),
-        "--attack-days",
-        "0",
-    ])
-    .ok();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+    ];
+    all.extend_from_slice(args);
+    fnwatch(&all).ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
@@ -736,21 +747,36 @@ fn from_at_timestamp_starts_a_new_lake_at_that_time() {
     assert_same_rows(&lake, &only_second, &w.log());
 }
 
-#[test]
-fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
-    let Scenario {
-        dir,
-        k,
-        files,
-        reference,
-        want,
-    } = Scenario::new(51, 300, "t", 4, false);
-    let [first, second] = halves(dir.path(), &files);
-    k.put_file("t", &first);
-    let lake = dir.path().join("lake");
-    // Both start on a lake that does not exist yet: one creates it.
-    let mut a = WorkerProc::start(&k, &lake, "t", "a", &[], &[]);
-    let mut b = WorkerProc::start(&k, &lake, "t", "b", &[], &[]);
+/// Events in a lake at any location (0 while it does not exist yet).
+fn events_at(lake: &str, env: &[(&str, &str)]) -> i64 {
+    let r = fnwatch_env(
+        &[
+            "sql",
+            "--lake",
+            lake,
+            "--format",
+            "csv",
+            "SELECT count(*) FROM events",
+        ],
+        env,
+    );
+    r.stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse::<i64>().ok())
+        .unwrap_or(0)
+}
+
+/// Two workers start on a lake that does not exist yet (one creates it),
+/// split the shards without overlap; one is killed and the other takes its
+/// shards over after the lease time-out; the lake ends up with exactly the
+/// reference's rows.
+fn two_workers_take_over(s: &Scenario, lake: &str, env: &[(&str, &str)]) {
+    let [first, second] = halves(s.dir.path(), &s.files);
+    s.k.put_file("t", &first);
+    let log = |n: &str| s.dir.path().join(format!("{n}.log"));
+    let mut a = WorkerProc::start_at(&s.k, lake, log("a"), "t", "a", &[], env);
+    let mut b = WorkerProc::start_at(&s.k, lake, log("b"), "t", "b", &[], env);
     wait_until("both workers hold shards", Duration::from_secs(60), || {
         a.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
             && b.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
@@ -762,19 +788,33 @@ fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
     );
     std::thread::sleep(Duration::from_secs(2));
     b.kill9();
-    k.put_file("t", &second);
+    s.k.put_file("t", &second);
     wait_until(
         "a takes over and reads everything",
         Duration::from_secs(120),
-        || events(&lake) >= want,
+        || events_at(lake, env) >= s.want,
     );
     assert_eq!(a.metric_sum("fnwatch_kinesis_owned_shards"), 4.0);
     std::thread::sleep(Duration::from_secs(2));
     let (code, _) = a.term();
-    let log = a.log();
-    assert_eq!(code, 0, "{log}");
-    assert!(log.contains("took over an expired lease"), "{log}");
-    assert_same_rows(&lake, &reference, &format!("{log}\n--- b ---\n{}", b.log()));
+    let logs = format!("{}\n--- b ---\n{}", a.log(), b.log());
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("took over an expired lease"), "{logs}");
+    let got = dump_at(lake, env);
+    let want = dump(&s.reference);
+    assert!(
+        got == want,
+        "the lake differs from the reference: {} rows vs {}\n{logs}",
+        got.lines().count(),
+        want.lines().count()
+    );
+}
+
+#[test]
+fn two_workers_share_the_shards_and_one_takes_over_when_the_other_dies() {
+    let s = Scenario::new(51, 300, "t", 4, false);
+    let lake = s.dir.path().join("lake");
+    two_workers_take_over(&s, lake.to_str().unwrap(), &[]);
 }
 
 #[test]
@@ -894,73 +934,12 @@ fn from_latest_skips_what_was_on_the_stream_before_the_first_start() {
 
 #[test]
 fn two_workers_on_an_s3_lake_share_the_shards_and_take_over_exactly_once() {
-    let Scenario {
-        dir,
-        k,
-        files,
-        reference,
-        want,
-    } = Scenario::new(53, 300, "t", 4, false);
-    let s3 = MotoS3::start(&dir.path().join("moto"), &["stream-lake"]);
-    let env = s3.env();
-    let lake = "s3://stream-lake/kinesis/lake";
-    let events_s3 = || {
-        let r = fnwatch_env(
-            &[
-                "sql",
-                "--lake",
-                lake,
-                "--format",
-                "csv",
-                "SELECT count(*) FROM events",
-            ],
-            &env,
-        );
-        r.stdout
-            .lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    let [first, second] = halves(dir.path(), &files);
-    k.put_file("t", &first);
-    // Both start on a lake that does not exist yet in the bucket: the
-    // tables and the marker are created once, by conditional writes.
-    let log = |n: &str| dir.path().join(format!("{n}.log"));
-    let mut a = WorkerProc::start_at(&k, lake, log("a"), "t", "a", &[], &env);
-    let mut b = WorkerProc::start_at(&k, lake, log("b"), "t", "b", &[], &env);
-    wait_until("both workers hold shards", Duration::from_secs(60), || {
-        a.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
-            && b.metric_sum("fnwatch_kinesis_owned_shards") >= 1.0
-    });
-    assert_eq!(
-        a.metric_sum("fnwatch_kinesis_owned_shards") + b.metric_sum("fnwatch_kinesis_owned_shards"),
-        4.0,
-        "the shards are split without overlap"
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    b.kill9();
-    k.put_file("t", &second);
-    wait_until(
-        "a takes over and reads everything",
-        Duration::from_secs(120),
-        || events_s3() >= want,
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    let (code, _) = a.term();
-    let log = format!("{}\n--- b ---\n{}", a.log(), b.log());
-    assert_eq!(code, 0, "{log}");
-    assert!(log.contains("took over an expired lease"), "{log}");
+    let s = Scenario::new(53, 300, "t", 4, false);
+    let s3 = MotoS3::start(&s.dir.path().join("moto"), &["stream-lake"]);
+    // The tables and the marker are created once, by conditional writes.
+    two_workers_take_over(&s, "s3://stream-lake/kinesis/lake", &s3.env());
     let leases = s3.keys("stream-lake", "kinesis/lake/_kinesis/t/leases/");
     assert!(leases.len() >= 4, "leases live in the bucket: {leases:?}");
-    let got = dump_at(lake, &env);
-    let want_rows = dump(&reference);
-    assert!(
-        got == want_rows,
-        "the s3 lake differs from the reference: {} rows vs {}\n{log}",
-        got.lines().count(),
-        want_rows.lines().count()
-    );
 }
 
 #[test]

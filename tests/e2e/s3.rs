@@ -8,37 +8,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::fnwatch_env;
-use crate::kinesis::{dump_at, reference};
+use crate::kinesis::{dump_at, reference, simulated};
 use crate::s3_harness::MotoS3;
 
 /// Two simulated days: a benign one and one with attacks.
 fn two_days(dir: &Path) -> Vec<PathBuf> {
-    let out = dir.join("telemetry");
-    crate::common::fnwatch(&[
-        "simulate",
-        "--out",
-        out.to_str().unwrap(),
-        "--seed",
-        "71",
-        "--start",
-        "2026-11-20",
-        "--days",
-        "2",
-        "--invocations-per-day",
-        "800",
-        "--attack-days",
-        "1",
-        "--attacks-per-class",
-        "4",
-    ])
-    .ok();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
-        .collect();
-    files.sort();
-    files
+    simulated(
+        &dir.join("telemetry"),
+        &[
+            "--seed",
+            "71",
+            "--days",
+            "2",
+            "--invocations-per-day",
+            "800",
+            "--attack-days",
+            "1",
+            "--attacks-per-class",
+            "4",
+        ],
+    )
 }
 
 fn scalar(lake: &str, env: &[(&str, &str)], sql: &str) -> i64 {
