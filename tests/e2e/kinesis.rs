@@ -559,32 +559,39 @@ fn shard_commit_versions(
     out
 }
 
-#[test]
-fn a_split_while_running_loses_nothing_and_reads_children_after_the_parent() {
-    let Scenario {
-        dir,
-        k,
-        files,
-        reference,
-        want,
-    } = Scenario::new(31, 300, "r", 2, false);
-    let [first, second] = halves(dir.path(), &files);
-    k.put_file("r", &first);
-    let lake = dir.path().join("lake");
-    let mut w = WorkerProc::start(&k, &lake, "r", "w1", &[], &[]);
+/// One worker reads the first half of the telemetry from a 2-shard stream;
+/// `reshard` runs; the second half is put; the worker stops cleanly and the
+/// lake holds exactly the reference's rows. Returns the scenario, the lake
+/// and what `reshard` returned.
+fn reshard_while_running<T>(
+    seed: u64,
+    stream: &str,
+    reshard: impl FnOnce(&Kinesalite) -> T,
+) -> (Scenario, PathBuf, T) {
+    let s = Scenario::new(seed, 300, stream, 2, false);
+    let [first, second] = halves(s.dir.path(), &s.files);
+    s.k.put_file(stream, &first);
+    let lake = s.dir.path().join("lake");
+    let mut w = WorkerProc::start(&s.k, &lake, stream, "w1", &[], &[]);
     wait_until("the first half", Duration::from_secs(120), || {
         events(&lake) > 0
     });
-    k.split("r", "shardId-000000000000");
-    k.put_file("r", &second);
+    let out = reshard(&s.k);
+    s.k.put_file(stream, &second);
     wait_until("every event", Duration::from_secs(120), || {
-        events(&lake) >= want
+        events(&lake) >= s.want
     });
     std::thread::sleep(Duration::from_secs(2));
     let (code, _) = w.term();
     assert_eq!(code, 0, "{}", w.log());
-    assert_same_rows(&lake, &reference, &w.log());
+    assert_same_rows(&lake, &s.reference, &w.log());
+    (s, lake, out)
+}
 
+#[test]
+fn a_split_while_running_loses_nothing_and_reads_children_after_the_parent() {
+    let (s, lake, _) = reshard_while_running(31, "r", |k| k.split("r", "shardId-000000000000"));
+    let k = &s.k;
     let shards = k.shards("r");
     let versions = shard_commit_versions(&lake, "r");
     let parent = "shardId-000000000000";
@@ -660,30 +667,9 @@ fn worker_rides_out_an_emulator_outage_throttling_and_expired_iterators() {
 
 #[test]
 fn a_merge_while_running_reads_the_child_after_both_parents() {
-    let Scenario {
-        dir,
-        k,
-        files,
-        reference,
-        want,
-    } = Scenario::new(33, 300, "g", 2, false);
-    let [first, second] = halves(dir.path(), &files);
-    k.put_file("g", &first);
-    let lake = dir.path().join("lake");
-    let mut w = WorkerProc::start(&k, &lake, "g", "w1", &[], &[]);
-    wait_until("the first half", Duration::from_secs(120), || {
-        events(&lake) > 0
+    let (_s, lake, child) = reshard_while_running(33, "g", |k| {
+        k.merge("g", "shardId-000000000000", "shardId-000000000001")
     });
-    let child = k.merge("g", "shardId-000000000000", "shardId-000000000001");
-    k.put_file("g", &second);
-    wait_until("every event", Duration::from_secs(120), || {
-        events(&lake) >= want
-    });
-    std::thread::sleep(Duration::from_secs(2));
-    let (code, _) = w.term();
-    assert_eq!(code, 0, "{}", w.log());
-    assert_same_rows(&lake, &reference, &w.log());
-
     let versions = shard_commit_versions(&lake, "g");
     let child_id = child["id"].as_str().unwrap();
     let (child_first, _) = versions
