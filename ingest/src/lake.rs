@@ -651,9 +651,12 @@ fn writer_properties(o: &WriteOptions) -> Result<WriterProperties> {
 
 /// Sorts `events` batches into one batch ordered by (day, function, time):
 /// each day's partition is one contiguous slice, the events of one invocation
-/// end up together and each file is ordered for pruning by function and time. Functions are ranked once, so the sort
-/// compares integers, and the rows are gathered once, straight from the input
-/// batches.
+/// end up together and each file is ordered for pruning by function and time.
+///
+/// Functions are ranked once, so the sort compares integers. When every input
+/// batch is already in order (the file decoders sort their chunks), the batches
+/// are merged and each column is copied in contiguous ranges; otherwise the
+/// rows are sorted and gathered one by one, straight from the input batches.
 pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
     use arrow::array::{AsArray, TimestampMicrosecondArray};
     use std::collections::HashMap;
@@ -674,10 +677,9 @@ pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
     for (rank, name) in names.iter().enumerate() {
         ranks.insert(name, rank as u32);
     }
-    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    // (day, function rank, time): one contiguous slice per day partition.
-    let mut keys: Vec<(i64, u32, i64, u32, u32)> = Vec::with_capacity(total);
-    for (bi, b) in batches.iter().enumerate() {
+    // (day, function rank, time) of every row, per batch.
+    let mut keys: Vec<Vec<SortKey>> = Vec::with_capacity(batches.len());
+    for b in batches {
         let functions = b.column(fi).as_string::<i32>();
         let times = b
             .column(ti)
@@ -686,19 +688,98 @@ pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
             .ok_or_else(|| {
                 IngestError::Internal("events batch: `time` is not a timestamp".into())
             })?;
-        for row in 0..b.num_rows() {
-            let rank = ranks.get(functions.value(row)).copied().unwrap_or(u32::MAX);
-            let t = times.value(row);
-            keys.push((t.div_euclid(86_400_000_000), rank, t, bi as u32, row as u32));
-        }
+        let mut last_fn: Option<(&str, u32)> = None;
+        let k: Vec<SortKey> = (0..b.num_rows())
+            .map(|row| {
+                let f = functions.value(row);
+                let rank = match last_fn {
+                    Some((name, rank)) if name == f => rank,
+                    _ => {
+                        let rank = ranks.get(f).copied().unwrap_or(u32::MAX);
+                        last_fn = Some((f, rank));
+                        rank
+                    }
+                };
+                let t = times.value(row);
+                (t.div_euclid(86_400_000_000), rank, t)
+            })
+            .collect();
+        keys.push(k);
     }
-    keys.sort_unstable();
-    let pairs: Vec<(usize, usize)> = keys
+    if keys.iter().all(|k| k.is_sorted()) {
+        return merge_sorted(batches, &keys).map_err(internal);
+    }
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut flat: Vec<(SortKey, u32, u32)> = Vec::with_capacity(total);
+    for (bi, k) in keys.iter().enumerate() {
+        flat.extend(
+            k.iter()
+                .enumerate()
+                .map(|(row, &key)| (key, bi as u32, row as u32)),
+        );
+    }
+    flat.sort_unstable();
+    let pairs: Vec<(usize, usize)> = flat
         .iter()
-        .map(|&(_, _, _, b, r)| (b as usize, r as usize))
+        .map(|&(_, b, r)| (b as usize, r as usize))
         .collect();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     arrow::compute::interleave_record_batch(&refs, &pairs).map_err(internal)
+}
+
+/// (UTC day, function rank, time) of one row.
+type SortKey = (i64, u32, i64);
+
+/// Merges batches that are each in key order: picks contiguous ranges of rows
+/// (a function's events of one input batch, typically) and copies each column
+/// range by range.
+fn merge_sorted(
+    batches: &[RecordBatch],
+    keys: &[Vec<SortKey>],
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Array, ArrayRef};
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let schema = events_schema();
+    let mut cursor = vec![0usize; batches.len()];
+    let mut heap: BinaryHeap<Reverse<(SortKey, usize)>> = keys
+        .iter()
+        .enumerate()
+        .filter_map(|(b, k)| k.first().map(|&first| Reverse((first, b))))
+        .collect();
+    // (batch, start row, end row)
+    let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
+    while let Some(Reverse((_, b))) = heap.pop() {
+        let k = &keys[b];
+        let start = cursor[b];
+        let end = match heap.peek() {
+            Some(Reverse((next, _))) => {
+                // Rows of this batch up to the next batch's smallest key.
+                start + 1 + k[start + 1..].partition_point(|key| key <= next)
+            }
+            None => k.len(),
+        };
+        ranges.push((b, start, end));
+        cursor[b] = end;
+        if end < k.len() {
+            heap.push(Reverse((k[end], b)));
+        }
+    }
+    if let [(b, 0, end)] = ranges[..]
+        && end == batches[b].num_rows()
+    {
+        return Ok(batches[b].clone());
+    }
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for c in 0..schema.fields().len() {
+        let slices: Vec<ArrayRef> = ranges
+            .iter()
+            .map(|&(b, start, end)| batches[b].column(c).slice(start, end - start))
+            .collect();
+        let refs: Vec<&dyn Array> = slices.iter().map(|a| a.as_ref()).collect();
+        columns.push(arrow::compute::concat(&refs)?);
+    }
+    RecordBatch::try_new(schema, columns)
 }
 
 /// What one commit wrote.
@@ -974,6 +1055,36 @@ mod tests {
             b.append(&r);
         }
         b.finish()
+    }
+
+    #[test]
+    fn sorted_batches_merge_like_a_full_sort() {
+        const DAY: i64 = 86_400_000_000;
+        let mut rows: Vec<(&'static str, i64)> = Vec::new();
+        for i in 0..300i64 {
+            let f = ["b", "a", "c", "aa"][(i % 4) as usize];
+            rows.push((f, (i * 7919) % 1000 * DAY / 400 + i));
+        }
+        // The same rows as unsorted batches, and as batches each in order.
+        let unsorted: Vec<RecordBatch> = rows.chunks(70).map(batch).collect();
+        let sorted: Vec<RecordBatch> = unsorted
+            .iter()
+            .map(|b| sort_events(std::slice::from_ref(b)).expect("sort one"))
+            .collect();
+        let full = sort_events(&unsorted).expect("full sort");
+        let merged = sort_events(&sorted).expect("merge");
+        assert_eq!(merged.num_rows(), rows.len());
+        assert_eq!(merged, full);
+        let f = merged.column(2).as_string::<i32>();
+        let t = merged
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("time");
+        let keys: Vec<(i64, &str, i64)> = (0..merged.num_rows())
+            .map(|i| (t.value(i).div_euclid(DAY), f.value(i), t.value(i)))
+            .collect();
+        assert!(keys.is_sorted());
     }
 
     #[test]

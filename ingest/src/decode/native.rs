@@ -35,21 +35,33 @@ impl NativeError {
 pub(crate) fn decode_native(text: &str, pos: &Position, sink: &mut dyn Sink) {
     match parse_native(text) {
         Ok(row) => sink.event(&row),
-        Err(e) => {
-            let mut dl = DeadLetter::new(e.reason, pos, text.as_bytes());
-            dl.field = e.field;
-            sink.dead_letter(dl)
-        }
+        Err(e) => sink.dead_letter(native_dead_letter(e, pos, text)),
     }
+}
+
+/// The dead letter of a rejected native event.
+pub(crate) fn native_dead_letter(e: NativeError, pos: &Position, text: &str) -> DeadLetter {
+    let mut dl = DeadLetter::new(e.reason, pos, text.as_bytes());
+    dl.field = e.field;
+    dl
 }
 
 /// Parses and validates one native event.
 pub fn parse_native(text: &str) -> Result<EventRow<'_>, NativeError> {
+    let mut row = EventRow::new(EventType::Log, 0, "");
+    parse_native_into(text, &mut row)?;
+    Ok(row)
+}
+
+/// Parses and validates one native event into `row`, which must be fresh
+/// ([`EventRow::new`]); on an error it holds part of the event.
+pub fn parse_native_into<'a>(text: &'a str, row: &mut EventRow<'a>) -> Result<(), NativeError> {
     let bad_field: Cell<Option<&'static str>> = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = de
         .deserialize_map(EventVisitor {
             bad_field: &bad_field,
+            row: &mut *row,
         })
         .and_then(|p| de.end().map(|_| p));
     let parsed = match parsed {
@@ -68,12 +80,11 @@ pub fn parse_native(text: &str) -> Result<EventRow<'_>, NativeError> {
             });
         }
     };
-    validate(parsed)
+    validate(row, parsed)
 }
 
 /// What the visitor collected, before validation.
 struct Parsed<'a> {
-    row: EventRow<'a>,
     ty: Option<Str<'a>>,
     time: Option<Str<'a>>,
     function: Option<Str<'a>>,
@@ -211,11 +222,12 @@ typed_fields! {
     code_sha256: OptStr = CFG,
 }
 
-struct EventVisitor<'c> {
+struct EventVisitor<'c, 'r, 'de> {
     bad_field: &'c Cell<Option<&'static str>>,
+    row: &'r mut EventRow<'de>,
 }
 
-impl<'de> Visitor<'de> for EventVisitor<'_> {
+impl<'de> Visitor<'de> for EventVisitor<'_, '_, 'de> {
     type Value = Parsed<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -224,8 +236,8 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'de>, A::Error> {
         let bad = self.bad_field;
+        let row = self.row;
         let mut p = Parsed {
-            row: EventRow::new(EventType::Log, 0, ""),
             ty: None,
             time: None,
             function: None,
@@ -244,12 +256,12 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                 "type" => common!(p.ty, "type"),
                 "time" => common!(p.time, "time"),
                 "function" => common!(p.function, "function"),
-                "request_id" => common!(p.row.request_id, "request_id"),
-                "account" => common!(p.row.account, "account"),
-                "region" => common!(p.row.region, "region"),
-                "version" => common!(p.row.version, "version"),
+                "request_id" => common!(row.request_id, "request_id"),
+                "account" => common!(row.account, "account"),
+                "region" => common!(row.region, "region"),
+                "version" => common!(row.version, "version"),
                 other => {
-                    if !read_typed_field(&mut p.row, other, &mut map, bad)? {
+                    if !read_typed_field(row, other, &mut map, bad)? {
                         let v: &'de RawValue = map.next_value()?;
                         p.extra.push((key, ExtraValue::Raw(v)));
                     }
@@ -264,9 +276,8 @@ fn missing(field: &str) -> NativeError {
     NativeError::field(field, format!("missing required field `{field}`"))
 }
 
-fn validate(p: Parsed<'_>) -> Result<EventRow<'_>, NativeError> {
+fn validate<'a>(row: &mut EventRow<'a>, p: Parsed<'a>) -> Result<(), NativeError> {
     let Parsed {
-        mut row,
         ty,
         time,
         function,
@@ -309,7 +320,7 @@ fn validate(p: Parsed<'_>) -> Result<EventRow<'_>, NativeError> {
             ),
         ));
     }
-    move_foreign(&mut row, type_mask(event_type), &mut extra);
+    move_foreign(row, type_mask(event_type), &mut extra);
     match event_type {
         EventType::Invocation => {
             let d = row.duration_ms.ok_or_else(|| missing("duration_ms"))?;
@@ -407,7 +418,7 @@ fn validate(p: Parsed<'_>) -> Result<EventRow<'_>, NativeError> {
     if !extra.is_empty() {
         row.extra = Some(extra_json(&extra));
     }
-    Ok(row)
+    Ok(())
 }
 
 fn extra_json(extra: &[(Str<'_>, ExtraValue<'_>)]) -> String {

@@ -116,14 +116,15 @@ fn spool_stdin(dir: &Path) -> std::io::Result<(PathBuf, u64)> {
 }
 
 /// BLAKE3 of a file's bytes, as hex: the file's identity in the lake.
+/// The file is memory-mapped and hashed on every core (blake3's own rayon
+/// support), as ingest cannot start reading before it knows the hash.
 pub(crate) fn hash_file(path: &Path) -> Result<String> {
     let err = |source| IngestError::Input {
         path: path.to_path_buf(),
         source,
     };
-    let f = File::open(path).map_err(err)?;
     let mut h = blake3::Hasher::new();
-    h.update_reader(f).map_err(err)?;
+    h.update_mmap_rayon(path).map_err(err)?;
     Ok(h.finalize().to_hex().to_string())
 }
 

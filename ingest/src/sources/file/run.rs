@@ -10,12 +10,12 @@ use tracing::{info, warn};
 
 use super::FileSourceConfig;
 use super::reader::{InputFile, Resume, Work, expand_inputs, hash_file, read_file};
-use crate::builder::{BatchSink, Counts, DeadLettersBuilder};
+use crate::builder::{BatchSink, Counts, DeadLettersBuilder, EventsBuilder, TypedEventsBuilder};
+use crate::decode::native::{native_dead_letter, parse_native_into};
 use crate::decode::{DecodeState, decode_record};
 use crate::error::{IngestError, Result};
-use crate::event::{DeadLetter, Position};
+use crate::event::{DeadLetter, EventRow, EventType, Position, Sink};
 use crate::lake::{DEAD_LETTERS, EVENTS, Lake, LakeWriter};
-use crate::schema::events_schema;
 use crate::writer_pool::WriterPool;
 
 /// Live figures of a running ingest, for progress displays.
@@ -93,7 +93,8 @@ enum Output {
         seq: u64,
         file: usize,
         last_line: u64,
-        batch: RecordBatch,
+        /// Decoded events, each batch in (day, function, time) order.
+        batches: Vec<RecordBatch>,
         dead: Vec<DeadLetter>,
         counts: Counts,
     },
@@ -321,7 +322,7 @@ pub async fn ingest_files(
                 Output::Decoded {
                     file,
                     last_line,
-                    batch,
+                    batches,
                     dead: dls,
                     counts,
                     ..
@@ -337,9 +338,11 @@ pub async fn ingest_files(
                         note_dead_letter(&mut report, &dl);
                         flush.dead.push(dl);
                     }
-                    if batch.num_rows() > 0 {
-                        run_rows += batch.num_rows();
-                        run.push(batch);
+                    for batch in batches {
+                        if batch.num_rows() > 0 {
+                            run_rows += batch.num_rows();
+                            run.push(batch);
+                        }
                     }
                     flush.positions.insert(file, last_line);
                 }
@@ -487,6 +490,10 @@ fn decode_worker(
     ingested_at: i64,
 ) {
     let mut state = DecodeState::new(limits);
+    // The rows of one chunk borrow from it; the allocation is kept across
+    // chunks (re-typed while empty) so each chunk does not map fresh pages.
+    let mut spare_rows: Vec<EventRow<'static>> = Vec::new();
+    let cloudwatch_marker = memchr::memmem::Finder::new(b"\"messageType\"");
     let mut current_file = usize::MAX;
     for work in rx {
         let out = match work {
@@ -501,7 +508,13 @@ fn decode_worker(
                     state = DecodeState::new(limits);
                     current_file = file;
                 }
-                let mut sink = BatchSink::with_capacity(ingested_at, data.len() / 256);
+                // Native events (almost every line of a telemetry file) are
+                // parsed into rows borrowing from the chunk and appended in
+                // (day, function, time) order, so the writer only merges
+                // sorted chunks; every other line takes the general decoder.
+                let mut sink = BatchSink::new(ingested_at);
+                let mut rows: Vec<EventRow<'_>> = recycle(std::mem::take(&mut spare_rows));
+                rows.reserve(data.len() / 256);
                 let mut line = first_line;
                 let mut pos = Position::file(displays[file].clone(), line);
                 let mut rest: &[u8] = &data;
@@ -516,8 +529,31 @@ fn decode_worker(
                         l = l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l);
                     }
                     pos.set_line(line);
-                    decode_record(l, &pos, &mut state, &mut sink);
+                    match plain_native_line(l, &limits, &cloudwatch_marker) {
+                        Some(text) => {
+                            rows.push(EventRow::new(EventType::Log, 0, ""));
+                            let row = rows.last_mut().expect("just pushed");
+                            match parse_native_into(text, row) {
+                                Ok(()) => sink.counts.events[row.event_type.index()] += 1,
+                                Err(e) => {
+                                    rows.pop();
+                                    sink.dead_letter(native_dead_letter(e, &pos, text));
+                                }
+                            }
+                        }
+                        None => decode_record(l, &pos, &mut state, &mut sink),
+                    }
                     line += 1;
+                }
+                let mut batches = vec![sorted_batch(&rows, ingested_at)];
+                spare_rows = recycle(rows);
+                let others = sink.events.finish();
+                if others.num_rows() > 0 {
+                    // Unsorted, the writer sorts it (and reports what failed).
+                    match crate::lake::sort_events(std::slice::from_ref(&others)) {
+                        Ok(sorted) => batches.push(sorted),
+                        Err(_) => batches.push(others),
+                    }
                 }
                 let mut dead = sink.dead;
                 let mut counts = sink.counts;
@@ -532,7 +568,7 @@ fn decode_worker(
                     seq,
                     file,
                     last_line: line.saturating_sub(1),
-                    batch: sink.events.finish(),
+                    batches,
                     dead,
                     counts,
                 }
@@ -563,7 +599,7 @@ fn decode_worker(
                     seq,
                     file,
                     last_line: line,
-                    batch: RecordBatch::new_empty(events_schema()),
+                    batches: Vec::new(),
                     dead,
                     counts,
                 }
@@ -584,6 +620,86 @@ fn decode_worker(
         };
         if tx.blocking_send(out).is_err() {
             return;
+        }
+    }
+}
+
+/// The text of a line that can only be one native event: a JSON object
+/// starting right at the line's start, within the record size limit, valid
+/// UTF-8 and without CloudWatch Logs' `messageType` key: what
+/// [`decode_record`] would hand to the native decoder too. Anything else
+/// (gzip, KPL, arrays, CloudWatch payloads, bad bytes) goes through it.
+fn plain_native_line<'a>(
+    line: &'a [u8],
+    limits: &crate::decode::Limits,
+    cloudwatch_marker: &memchr::memmem::Finder<'_>,
+) -> Option<&'a str> {
+    if line.first() != Some(&b'{') || line.len() > limits.max_record_bytes {
+        return None;
+    }
+    if cloudwatch_marker.find(line).is_some() {
+        return None;
+    }
+    std::str::from_utf8(line).ok()
+}
+
+/// An emptied vector of rows, with its allocation, for rows of another lifetime.
+fn recycle<'a, 'b>(mut rows: Vec<EventRow<'a>>) -> Vec<EventRow<'b>> {
+    rows.clear();
+    // Collecting an empty vector's iterator into one of the same layout reuses the allocation.
+    rows.into_iter()
+        .map(|_| EventRow::new(EventType::Log, 0, ""))
+        .collect()
+}
+
+/// The rows as one `events` batch in (day, function, time) order.
+fn sorted_batch(rows: &[EventRow<'_>], ingested_at: i64) -> RecordBatch {
+    // Functions ranked in name order, so the sort compares integers.
+    let mut ranks: HashMap<&str, u32> = HashMap::new();
+    for r in rows {
+        ranks.entry(&r.function).or_insert(0);
+    }
+    let mut names: Vec<&str> = ranks.keys().copied().collect();
+    names.sort_unstable();
+    for (rank, name) in names.into_iter().enumerate() {
+        ranks.insert(name, rank as u32);
+    }
+    let mut last: Option<(&str, u32)> = None;
+    let mut order: Vec<(i64, u32, i64, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let rank = match last {
+                Some((name, rank)) if name == r.function => rank,
+                _ => {
+                    let rank = ranks.get(&*r.function).copied().unwrap_or(0);
+                    last = Some((&r.function, rank));
+                    rank
+                }
+            };
+            (
+                r.time_us.div_euclid(86_400_000_000),
+                rank,
+                r.time_us,
+                i as u32,
+            )
+        })
+        .collect();
+    order.sort_unstable();
+    let mut typed = TypedEventsBuilder::with_capacity(ingested_at, rows.len());
+    for &(_, _, _, i) in &order {
+        typed.append(&rows[i as usize]);
+    }
+    match typed.finish() {
+        Ok(batch) => batch,
+        Err(e) => {
+            // Not expected; the plain builder lays out any row.
+            warn!(error = %e, "typed events builder failed, using the plain one");
+            let mut builder = EventsBuilder::with_capacity(ingested_at, rows.len());
+            for &(_, _, _, i) in &order {
+                builder.append(&rows[i as usize]);
+            }
+            builder.finish()
         }
     }
 }
