@@ -210,14 +210,11 @@ fn spread(
         let mut out = Vec::with_capacity(len + 1);
         let mut last = src[0];
         out.push(last);
-        let mut next = 0;
         for (j, &i) in positions.iter().enumerate() {
             out.resize(i + 1, last);
             last = src[j + 1];
             out.push(last);
-            next = i + 1;
         }
-        debug_assert!(next <= len);
         out.resize(len + 1, last);
         OffsetBuffer::new(ScalarBuffer::from(out))
     };
