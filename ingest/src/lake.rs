@@ -659,17 +659,22 @@ fn writer_properties(o: &WriteOptions) -> Result<WriterProperties> {
 /// rows are sorted and gathered one by one, straight from the input batches.
 pub fn sort_events(batches: &[RecordBatch]) -> Result<RecordBatch> {
     use arrow::array::{AsArray, TimestampMicrosecondArray};
-    use std::collections::HashMap;
+    use foldhash::HashMap;
     let internal =
         |e: arrow::error::ArrowError| IngestError::Internal(format!("sorting events: {e}"));
     let schema = events_schema();
     let fi = schema.index_of("function").map_err(internal)?;
     let ti = schema.index_of("time").map_err(internal)?;
-    let mut ranks: HashMap<&str, u32> = HashMap::new();
+    let mut ranks: HashMap<&str, u32> = HashMap::default();
     for b in batches {
+        let mut last = None;
+        // Sorted batches hold each function's rows together: hash once per run.
         for f in b.column(fi).as_string::<i32>().iter().flatten() {
-            let next = ranks.len() as u32;
-            ranks.entry(f).or_insert(next);
+            if last != Some(f) {
+                let next = ranks.len() as u32;
+                ranks.entry(f).or_insert(next);
+                last = Some(f);
+            }
         }
     }
     let mut names: Vec<&str> = ranks.keys().copied().collect();

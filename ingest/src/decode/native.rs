@@ -1,9 +1,10 @@
 //! Native events (telemetry contract, section 2): one JSON object per event.
 //!
-//! The object is read in one pass with a hand-written serde visitor straight
-//! into an [`EventRow`] that borrows its strings from the input; only escaped
-//! strings allocate. Unknown fields, and fields that belong to another event
-//! type, are kept as JSON text in `extra`.
+//! The object is read in one pass straight into an [`EventRow`] that borrows
+//! its strings from the input; only escaped strings allocate. A scanner for
+//! the common shape ([`fast`]) reads nearly every event; the rest, and every
+//! error, go through a hand-written serde visitor. Unknown fields, and fields
+//! that belong to another event type, are kept as JSON text in `extra`.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -55,7 +56,19 @@ pub fn parse_native(text: &str) -> Result<EventRow<'_>, NativeError> {
 
 /// Parses and validates one native event into `row`, which must be fresh
 /// ([`EventRow::new`]); on an error it holds part of the event.
+///
+/// The fast scanner reads the common shape; whatever it leaves (escapes,
+/// odd numbers, errors) is read again by the serde visitor.
 pub fn parse_native_into<'a>(text: &'a str, row: &mut EventRow<'a>) -> Result<(), NativeError> {
+    if let Some(parsed) = fast::scan(text, row) {
+        return validate(row, parsed);
+    }
+    *row = EventRow::new(EventType::Log, 0, "");
+    parse_with_serde(text, row)
+}
+
+/// The serde path of [`parse_native_into`], for any input.
+fn parse_with_serde<'a>(text: &'a str, row: &mut EventRow<'a>) -> Result<(), NativeError> {
     let bad_field: Cell<Option<&'static str>> = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = de
@@ -93,6 +106,8 @@ struct Parsed<'a> {
 
 enum ExtraValue<'a> {
     Raw(&'a RawValue),
+    /// JSON text of a value, as the fast path found it.
+    Text(&'a str),
     Json(Value),
 }
 
@@ -166,6 +181,26 @@ macro_rules! typed_fields {
                 } )*
                 _ => Ok(false),
             }
+        }
+
+        /// The type-specific fields, for the fast path's key table.
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Typed { $( $name ),* }
+
+        const TYPED: &[(&str, Typed)] = &[ $( (stringify!($name), Typed::$name) ),* ];
+
+        /// The fast path's reader of a type-specific field; `None` when serde
+        /// has to read the event.
+        fn fast_typed_field<'de>(
+            row: &mut EventRow<'de>,
+            field: Typed,
+            sc: &mut fast::Scan<'de>,
+        ) -> Option<()> {
+            match field {
+                $( Typed::$name => row.$name = $kind::fast(sc)?.0, )*
+            }
+            Some(())
         }
 
         /// Moves fields that do not belong to the event's type into `extra`.
@@ -431,6 +466,7 @@ fn extra_json(extra: &[(Str<'_>, ExtraValue<'_>)]) -> String {
         out.push(':');
         match v {
             ExtraValue::Raw(r) => out.push_str(r.get()),
+            ExtraValue::Text(t) => out.push_str(t),
             ExtraValue::Json(j) => out.push_str(&j.to_string()),
         }
     }
@@ -439,6 +475,8 @@ fn extra_json(extra: &[(Str<'_>, ExtraValue<'_>)]) -> String {
 }
 
 use super::{parse_time_us, truncate};
+
+mod fast;
 
 // ---- value readers -------------------------------------------------------
 

@@ -654,32 +654,34 @@ fn recycle<'a, 'b>(mut rows: Vec<EventRow<'a>>) -> Vec<EventRow<'b>> {
 
 /// The rows as one `events` batch in (day, function, time) order.
 fn sorted_batch(rows: &[EventRow<'_>], ingested_at: i64) -> RecordBatch {
-    // Functions ranked in name order, so the sort compares integers.
-    let mut ranks: HashMap<&str, u32> = HashMap::new();
-    for r in rows {
-        ranks.entry(&r.function).or_insert(0);
+    // Functions ranked in name order, so the sort compares integers: each
+    // row's function gets an id in order of appearance (one hash per row),
+    // and the ids are mapped to ranks once the names are sorted.
+    let mut ids: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
+    let mut names: Vec<&str> = Vec::new();
+    let row_ids: Vec<u32> = rows
+        .iter()
+        .map(|r| {
+            *ids.entry(&r.function).or_insert_with(|| {
+                names.push(&r.function);
+                names.len() as u32 - 1
+            })
+        })
+        .collect();
+    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+    by_name.sort_unstable_by_key(|&id| names[id as usize]);
+    let mut rank_of = vec![0u32; names.len()];
+    for (rank, id) in by_name.into_iter().enumerate() {
+        rank_of[id as usize] = rank as u32;
     }
-    let mut names: Vec<&str> = ranks.keys().copied().collect();
-    names.sort_unstable();
-    for (rank, name) in names.into_iter().enumerate() {
-        ranks.insert(name, rank as u32);
-    }
-    let mut last: Option<(&str, u32)> = None;
     let mut order: Vec<(i64, u32, i64, u32)> = rows
         .iter()
+        .zip(&row_ids)
         .enumerate()
-        .map(|(i, r)| {
-            let rank = match last {
-                Some((name, rank)) if name == r.function => rank,
-                _ => {
-                    let rank = ranks.get(&*r.function).copied().unwrap_or(0);
-                    last = Some((&r.function, rank));
-                    rank
-                }
-            };
+        .map(|(i, (r, &id))| {
             (
                 r.time_us.div_euclid(86_400_000_000),
-                rank,
+                rank_of[id as usize],
                 r.time_us,
                 i as u32,
             )
