@@ -1062,6 +1062,19 @@ mod tests {
         b.finish()
     }
 
+    /// (function, time) of every row of an events batch.
+    fn functions_and_times(b: &RecordBatch) -> Vec<(&str, i64)> {
+        let f = b.column(2).as_string::<i32>();
+        let t = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("time");
+        (0..b.num_rows())
+            .map(|i| (f.value(i), t.value(i)))
+            .collect()
+    }
+
     #[test]
     fn sorted_batches_merge_like_a_full_sort() {
         const DAY: i64 = 86_400_000_000;
@@ -1080,14 +1093,9 @@ mod tests {
         let merged = sort_events(&sorted).expect("merge");
         assert_eq!(merged.num_rows(), rows.len());
         assert_eq!(merged, full);
-        let f = merged.column(2).as_string::<i32>();
-        let t = merged
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("time");
-        let keys: Vec<(i64, &str, i64)> = (0..merged.num_rows())
-            .map(|i| (t.value(i).div_euclid(DAY), f.value(i), t.value(i)))
+        let keys: Vec<(i64, &str, i64)> = functions_and_times(&merged)
+            .into_iter()
+            .map(|(f, t)| (t.div_euclid(DAY), f, t))
             .collect();
         assert!(keys.is_sorted());
     }
@@ -1098,17 +1106,8 @@ mod tests {
         let a = batch(&[("b", DAY + 5), ("a", 7), ("b", 3)]);
         let b = batch(&[("a", 2), ("a", DAY + 1), ("c", 1)]);
         let sorted = sort_events(&[a, b]).expect("sorted");
-        let f = sorted.column(2).as_string::<i32>();
-        let t = sorted
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("time");
-        let got: Vec<(&str, i64)> = (0..sorted.num_rows())
-            .map(|i| (f.value(i), t.value(i)))
-            .collect();
         assert_eq!(
-            got,
+            functions_and_times(&sorted),
             vec![
                 ("a", 2),
                 ("a", 7),
