@@ -1139,8 +1139,9 @@ mod tests {
     fn files_carry_statistics_on_the_sort_key_only() {
         use deltalake::parquet::arrow::ArrowWriter;
         use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
-        let rows: Vec<(&'static str, i64)> =
-            (0..500i64).map(|i| (["a", "b"][(i % 2) as usize], i)).collect();
+        let rows: Vec<(&'static str, i64)> = (0..500i64)
+            .map(|i| (["a", "b"][(i % 2) as usize], i))
+            .collect();
         let sorted = sort_events(&[batch(&rows)]).expect("sorted");
         let props = writer_properties(&WriteOptions::default()).expect("properties");
         let mut out = Vec::new();

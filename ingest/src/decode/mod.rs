@@ -293,9 +293,88 @@ pub(crate) fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The shape almost every producer writes, `YYYY-MM-DDTHH:MM:SS`, an
+/// optional fraction of 1 to 9 digits, then `Z` or `±HH:MM`, read without
+/// chrono's general parser (a twentieth of the native decoder's time). `None`
+/// for anything else, valid or not (leap seconds, lower-case `t`/`z`, a space,
+/// year 0, long fractions): [`parse_time_us`] then asks chrono.
+fn common_time_us(s: &[u8]) -> Option<i64> {
+    if s.len() < 20
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b'T'
+        || s[13] != b':'
+        || s[16] != b':'
+    {
+        return None;
+    }
+    let digit = |i: usize| -> Option<i64> {
+        let d = s[i].wrapping_sub(b'0');
+        (d < 10).then_some(i64::from(d))
+    };
+    let two = |i: usize| -> Option<i64> { Some(digit(i)? * 10 + digit(i + 1)?) };
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if year == 0 || day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if s[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < s.len() && s[i].is_ascii_digit() {
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 || n > 9 {
+            return None;
+        }
+        for k in 0..6 {
+            micros = micros * 10 + if k < n { digit(start + k)? } else { 0 };
+        }
+    }
+    let offset = match &s[i..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (two(i + 1)?, two(i + 4)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'+' {
+                h * 3600 + m * 60
+            } else {
+                -(h * 3600 + m * 60)
+            }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(seconds * 1_000_000 + micros)
+}
+
 /// Parses an RFC 3339 timestamp with offset into UTC microseconds; the error
 /// names the field `time` and says whether only the offset is missing.
 pub fn parse_time_us(s: &str) -> Result<i64, String> {
+    if let Some(us) = common_time_us(s.as_bytes()) {
+        return Ok(us);
+    }
     match chrono::DateTime::parse_from_rfc3339(s) {
         Ok(t) => Ok(t.timestamp_micros()),
         Err(e) => {

@@ -276,3 +276,85 @@ fn nesting_is_bounded() {
         s.dead[0].reason
     );
 }
+
+/// Every timestamp the shortcut reads, it reads as chrono does: hand-picked
+/// edges, every day boundary over four centuries' worth of sampled dates, and
+/// every one-byte change of a few valid stamps.
+#[test]
+fn common_timestamps_read_like_chrono() {
+    fn chrono_us(s: &str) -> Option<i64> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_micros())
+    }
+    let mut read = 0;
+    let mut check = |s: &str| {
+        if let Some(us) = super::common_time_us(s.as_bytes()) {
+            assert_eq!(Some(us), chrono_us(s), "{s}");
+            read += 1;
+        }
+        // Whatever path it takes, the public parser agrees with chrono.
+        assert_eq!(super::parse_time_us(s).ok(), chrono_us(s), "{s}");
+    };
+    let samples = [
+        "2026-11-23T10:00:00.412Z",
+        "2026-11-23T10:00:00Z",
+        "2026-11-23T10:00:00.123456789Z",
+        "2026-11-23T10:00:00.1234567891Z",
+        "2026-11-23T10:00:00.Z",
+        "2026-11-23T10:00:00.5+05:30",
+        "2026-11-23T10:00:00.5-23:59",
+        "2026-11-23T10:00:00+24:00",
+        "2026-11-23t10:00:00z",
+        "2026-11-23 10:00:00Z",
+        "2026-11-23T10:00:60Z",
+        "2024-02-29T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2000-02-29T23:59:59.999999Z",
+        "1900-02-29T00:00:00Z",
+        "1969-12-31T23:59:59.999999Z",
+        "1970-01-01T00:00:00-00:01",
+        "0001-01-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999999+00:00",
+        "2026-13-01T00:00:00Z",
+        "2026-00-10T00:00:00Z",
+        "2026-11-31T00:00:00Z",
+        "2026-11-23T10:00:00",
+        "2026-11-23T10:00:00.412Zjunk",
+        "2026-11-23T10:00:00+0530",
+        "+2026-11-23T10:00:00Z",
+    ];
+    for s in samples {
+        check(s);
+    }
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..20_000 {
+        let r = next();
+        let (y, mo, d) = (1600 + r % 800, 1 + (r >> 10) % 12, 1 + (r >> 20) % 31);
+        let (h, mi, se) = ((r >> 25) % 24, (r >> 30) % 60, (r >> 36) % 60);
+        let frac = ["", ".1", ".25", ".123456", ".1234567", ".999999999"][((r >> 42) % 6) as usize];
+        let off = ["Z", "+00:00", "-07:00", "+14:00", "+05:45"][((r >> 46) % 5) as usize];
+        check(&format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}{frac}{off}"
+        ));
+    }
+    for base in ["2026-11-23T10:00:00.412Z", "2026-02-28T23:59:59.5+05:30"] {
+        for i in 0..base.len() {
+            for b in [
+                b'0', b'1', b'2', b'3', b'9', b'-', b':', b'.', b'T', b'Z', b'+', b' ',
+            ] {
+                let mut v = base.as_bytes().to_vec();
+                v[i] = b;
+                check(&String::from_utf8(v).expect("ascii"));
+            }
+        }
+    }
+    assert!(read > 15_000, "the shortcut read only {read} stamps");
+}

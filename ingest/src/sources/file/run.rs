@@ -640,7 +640,7 @@ fn plain_native_line<'a>(
     if cloudwatch_marker.find(line).is_some() {
         return None;
     }
-    std::str::from_utf8(line).ok()
+    simdutf8::basic::from_utf8(line).ok()
 }
 
 /// An emptied vector of rows, with its allocation, for rows of another lifetime.
