@@ -572,7 +572,7 @@ impl Lake {
         }
         let mut writer = RecordBatchWriter::for_table(&table)
             .map_err(delta_err(ALERTS, "prepare writer"))?
-            .with_writer_properties(writer_properties(&WriteOptions::default())?);
+            .with_writer_properties(writer_properties(&WriteOptions::default(), ALERTS)?);
         writer
             .write(batch)
             .await
@@ -633,20 +633,28 @@ const HIGH_CARDINALITY: [&str; 11] = [
     "path",
 ];
 
-/// Columns with min/max statistics (per page, and so per row group and in the
-/// Delta log): the sort key, by which a file's pages can be skipped, and the
-/// type. Rows are sorted by (function, time), so any other column's range
-/// spans nearly all its values in every page and would prune nothing, while
-/// computing it costs about a twentieth of ingest's CPU.
+/// Columns of `events` with min/max statistics (per page, and so per row group
+/// and in the Delta log): the sort key, by which a file's pages can be
+/// skipped, and the type. Rows are sorted by (function, time), so any other
+/// column's range spans nearly all its values in every page and would prune
+/// nothing, while computing it costs about a twentieth of ingest's CPU.
+/// `dead_letters` and `alerts` are written in arrival order, so every column
+/// of theirs keeps statistics (their `ingested_at` and `detected_at` ranges
+/// let queries skip files).
 const STATISTICS_COLUMNS: [&str; 3] = ["time", "type", "function"];
 
-fn writer_properties(o: &WriteOptions) -> Result<WriterProperties> {
+/// Parquet settings of the files of `table`.
+fn writer_properties(o: &WriteOptions, table: &str) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(o.zstd_level)
         .map_err(|e| IngestError::Internal(format!("zstd level {}: {e}", o.zstd_level)))?;
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(o.row_group_rows))
-        .set_statistics_enabled(EnabledStatistics::None)
+        .set_statistics_enabled(if table == EVENTS {
+            EnabledStatistics::None
+        } else {
+            EnabledStatistics::Page
+        })
         .set_created_by(format!("fnwatch {}", env!("CARGO_PKG_VERSION")));
     // Near-unique columns: a dictionary only costs time before the writer
     // falls back to plain encoding, and zstd finds their repeats anyway.
@@ -817,7 +825,7 @@ impl EventsLane {
     pub fn new(lake: &Lake, opts: &WriteOptions) -> Result<EventsLane> {
         let writer = RecordBatchWriter::for_table(&lake.events)
             .map_err(delta_err(EVENTS, "start writer"))?
-            .with_writer_properties(writer_properties(opts)?)
+            .with_writer_properties(writer_properties(opts, EVENTS)?)
             .with_target_file_size(opts.target_file_bytes);
         Ok(EventsLane { writer })
     }
@@ -889,7 +897,7 @@ impl LakeWriter {
     pub fn new(lake: &Lake, opts: &WriteOptions) -> Result<LakeWriter> {
         let dead_letters = RecordBatchWriter::for_table(&lake.dead_letters)
             .map_err(delta_err(DEAD_LETTERS, "start writer"))?
-            .with_writer_properties(writer_properties(opts)?);
+            .with_writer_properties(writer_properties(opts, DEAD_LETTERS)?);
         Ok(LakeWriter {
             dead_letters,
             dead_rows: 0,
@@ -1030,7 +1038,7 @@ impl Lake {
             let (table, metrics) = table
                 .optimize()
                 .with_target_size(target)
-                .with_writer_properties(writer_properties(opts)?)
+                .with_writer_properties(writer_properties(opts, name)?)
                 .await
                 .map_err(delta_err(name, "optimize"))?;
             info!(
@@ -1143,7 +1151,7 @@ mod tests {
             .map(|i| (["a", "b"][(i % 2) as usize], i))
             .collect();
         let sorted = sort_events(&[batch(&rows)]).expect("sorted");
-        let props = writer_properties(&WriteOptions::default()).expect("properties");
+        let props = writer_properties(&WriteOptions::default(), EVENTS).expect("properties");
         let mut out = Vec::new();
         let mut w = ArrowWriter::try_new(&mut out, sorted.schema(), Some(props)).expect("writer");
         w.write(&sorted).expect("write");
@@ -1171,6 +1179,17 @@ mod tests {
             (f.min_bytes_opt(), f.max_bytes_opt()),
             (Some(&b"a"[..]), Some(&b"b"[..]))
         );
+        // Dead letters and alerts arrive in time order: every column keeps them.
+        for table in [DEAD_LETTERS, ALERTS] {
+            let props = writer_properties(&WriteOptions::default(), table).expect("properties");
+            for col in ["ingested_at", "detected_at", "reason"] {
+                assert_eq!(
+                    props.statistics_enabled(&ColumnPath::from(col)),
+                    EnabledStatistics::Page,
+                    "{table}.{col}"
+                );
+            }
+        }
     }
 
     fn schema_index(name: &str) -> usize {
