@@ -295,7 +295,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 /// The shape almost every producer writes, `YYYY-MM-DDTHH:MM:SS`, an
 /// optional fraction of 1 to 9 digits, then `Z` or `±HH:MM`, read without
-/// chrono's general parser (a twentieth of the native decoder's time). `None`
+/// chrono's general parser (about a tenth of the native decoder's time). `None`
 /// for anything else, valid or not (leap seconds, lower-case `t`/`z`, a space,
 /// year 0, long fractions): [`parse_time_us`] then asks chrono.
 fn common_time_us(s: &[u8]) -> Option<i64> {
