@@ -650,19 +650,18 @@ fn writer_properties(o: &WriteOptions, table: &str) -> Result<WriterProperties> 
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(o.row_group_rows))
-        .set_statistics_enabled(if table == EVENTS {
-            EnabledStatistics::None
-        } else {
-            EnabledStatistics::Page
-        })
+        .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(format!("fnwatch {}", env!("CARGO_PKG_VERSION")));
     // Near-unique columns: a dictionary only costs time before the writer
     // falls back to plain encoding, and zstd finds their repeats anyway.
     for col in HIGH_CARDINALITY {
         b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
     }
-    for col in STATISTICS_COLUMNS {
-        b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::Page);
+    if table == EVENTS {
+        b = b.set_statistics_enabled(EnabledStatistics::None);
+        for col in STATISTICS_COLUMNS {
+            b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::Page);
+        }
     }
     Ok(b.build())
 }
