@@ -147,12 +147,6 @@ impl TypedEventsBuilder {
     /// The rows as one batch.
     pub fn finish(mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
         let n = self.types.len();
-        let common = self.common.finish_columns();
-        let per_type: Vec<Vec<ArrayRef>> = self
-            .per_type
-            .iter_mut()
-            .map(EventsBuilder::finish_columns)
-            .collect();
         // Row positions of each type.
         let mut positions: Vec<Vec<usize>> = vec![Vec::new(); EventType::ALL.len()];
         for (i, &t) in self.types.iter().enumerate() {
@@ -162,10 +156,11 @@ impl TypedEventsBuilder {
         let mut cols = Vec::with_capacity(COLUMN_GROUPS.len());
         for (c, &group) in COLUMN_GROUPS.iter().enumerate() {
             if group == COMMON {
-                cols.push(common[c].clone());
+                cols.push(self.common.finish_column(c));
             } else {
+                // Only the type's own columns of its builder are laid out.
                 cols.push(spread(
-                    &per_type[group][c],
+                    &self.per_type[group].finish_column(c),
                     &positions[group],
                     n,
                     schema.field(c).data_type(),
@@ -543,65 +538,73 @@ impl EventsBuilder {
     /// Every column in schema order (columns of groups not appended to are empty).
     fn finish_columns(&mut self) -> Vec<ArrayRef> {
         self.rows = 0;
-        vec![
-            Arc::new(self.time.finish()),
-            Arc::new(self.type_.finish()),
-            Arc::new(self.function.finish()),
-            Arc::new(self.request_id.finish()),
-            Arc::new(self.account.finish()),
-            Arc::new(self.region.finish()),
-            Arc::new(self.version.finish()),
-            Arc::new(self.duration_ms.finish()),
-            Arc::new(self.billed_ms.finish()),
-            Arc::new(self.cpu_ms.finish()),
-            Arc::new(self.memory_mb.finish()),
-            Arc::new(self.max_memory_mb.finish()),
-            Arc::new(self.init_ms.finish()),
-            Arc::new(self.timeout_ms.finish()),
-            Arc::new(self.status.finish()),
-            Arc::new(self.error_type.finish()),
-            Arc::new(self.trigger.finish()),
-            Arc::new(self.event_bytes.finish()),
-            Arc::new(self.event.finish()),
-            Arc::new(self.query.finish()),
-            Arc::new(self.qtype.finish()),
-            Arc::new(self.rcode.finish()),
-            Arc::new(self.answers.finish()),
-            Arc::new(self.registrable_domain.finish()),
-            Arc::new(self.label_count.finish()),
-            Arc::new(self.query_length.finish()),
-            Arc::new(self.max_label_length.finish()),
-            Arc::new(self.exe.finish()),
-            Arc::new(self.args.finish()),
-            Arc::new(self.cmdline.finish()),
-            Arc::new(self.parent_exe.finish()),
-            Arc::new(self.direction.finish()),
-            Arc::new(self.protocol.finish()),
-            Arc::new(self.remote_ip.finish()),
-            Arc::new(self.remote_port.finish()),
-            Arc::new(self.remote_host.finish()),
-            Arc::new(self.bytes_out.finish()),
-            Arc::new(self.bytes_in.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.op.finish()),
-            Arc::new(self.service.finish()),
-            Arc::new(self.action.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.error_code.finish()),
-            Arc::new(self.runtime.finish()),
-            Arc::new(self.handler.finish()),
-            Arc::new(self.role_arn.finish()),
-            Arc::new(self.permissions.finish()),
-            Arc::new(self.triggers.finish()),
-            Arc::new(self.layers.finish()),
-            Arc::new(self.code_sha256.finish()),
-            Arc::new(self.message.finish()),
-            Arc::new(self.log_group.finish()),
-            Arc::new(self.log_stream.finish()),
-            Arc::new(self.extra.finish()),
-            Arc::new(self.ingested_at.finish()),
-            Arc::new(self.date.finish()),
-        ]
+        (0..COLUMN_GROUPS.len())
+            .map(|c| self.finish_column(c))
+            .collect()
+    }
+
+    /// Column `c` (in schema order) of the rows appended so far; the column's
+    /// builder is empty afterwards, the others are left as they are.
+    fn finish_column(&mut self, c: usize) -> ArrayRef {
+        match c {
+            0 => Arc::new(self.time.finish()),
+            1 => Arc::new(self.type_.finish()),
+            2 => Arc::new(self.function.finish()),
+            3 => Arc::new(self.request_id.finish()),
+            4 => Arc::new(self.account.finish()),
+            5 => Arc::new(self.region.finish()),
+            6 => Arc::new(self.version.finish()),
+            7 => Arc::new(self.duration_ms.finish()),
+            8 => Arc::new(self.billed_ms.finish()),
+            9 => Arc::new(self.cpu_ms.finish()),
+            10 => Arc::new(self.memory_mb.finish()),
+            11 => Arc::new(self.max_memory_mb.finish()),
+            12 => Arc::new(self.init_ms.finish()),
+            13 => Arc::new(self.timeout_ms.finish()),
+            14 => Arc::new(self.status.finish()),
+            15 => Arc::new(self.error_type.finish()),
+            16 => Arc::new(self.trigger.finish()),
+            17 => Arc::new(self.event_bytes.finish()),
+            18 => Arc::new(self.event.finish()),
+            19 => Arc::new(self.query.finish()),
+            20 => Arc::new(self.qtype.finish()),
+            21 => Arc::new(self.rcode.finish()),
+            22 => Arc::new(self.answers.finish()),
+            23 => Arc::new(self.registrable_domain.finish()),
+            24 => Arc::new(self.label_count.finish()),
+            25 => Arc::new(self.query_length.finish()),
+            26 => Arc::new(self.max_label_length.finish()),
+            27 => Arc::new(self.exe.finish()),
+            28 => Arc::new(self.args.finish()),
+            29 => Arc::new(self.cmdline.finish()),
+            30 => Arc::new(self.parent_exe.finish()),
+            31 => Arc::new(self.direction.finish()),
+            32 => Arc::new(self.protocol.finish()),
+            33 => Arc::new(self.remote_ip.finish()),
+            34 => Arc::new(self.remote_port.finish()),
+            35 => Arc::new(self.remote_host.finish()),
+            36 => Arc::new(self.bytes_out.finish()),
+            37 => Arc::new(self.bytes_in.finish()),
+            38 => Arc::new(self.path.finish()),
+            39 => Arc::new(self.op.finish()),
+            40 => Arc::new(self.service.finish()),
+            41 => Arc::new(self.action.finish()),
+            42 => Arc::new(self.resource.finish()),
+            43 => Arc::new(self.error_code.finish()),
+            44 => Arc::new(self.runtime.finish()),
+            45 => Arc::new(self.handler.finish()),
+            46 => Arc::new(self.role_arn.finish()),
+            47 => Arc::new(self.permissions.finish()),
+            48 => Arc::new(self.triggers.finish()),
+            49 => Arc::new(self.layers.finish()),
+            50 => Arc::new(self.code_sha256.finish()),
+            51 => Arc::new(self.message.finish()),
+            52 => Arc::new(self.log_group.finish()),
+            53 => Arc::new(self.log_stream.finish()),
+            54 => Arc::new(self.extra.finish()),
+            55 => Arc::new(self.ingested_at.finish()),
+            _ => Arc::new(self.date.finish()),
+        }
     }
 }
 

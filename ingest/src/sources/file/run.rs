@@ -495,6 +495,8 @@ fn decode_worker(
     let mut spare_rows: Vec<EventRow<'static>> = Vec::new();
     let cloudwatch_marker = memchr::memmem::Finder::new(b"\"messageType\"");
     let mut current_file = usize::MAX;
+    // Lines of the other shapes; kept across chunks, as most chunks have none.
+    let mut sink = BatchSink::new(ingested_at);
     for work in rx {
         let out = match work {
             Work::Lines {
@@ -512,7 +514,6 @@ fn decode_worker(
                 // parsed into rows borrowing from the chunk and appended in
                 // (day, function, time) order, so the writer only merges
                 // sorted chunks; every other line takes the general decoder.
-                let mut sink = BatchSink::new(ingested_at);
                 let mut rows: Vec<EventRow<'_>> = recycle(std::mem::take(&mut spare_rows));
                 rows.reserve(data.len() / 256);
                 let mut line = first_line;
@@ -547,16 +548,16 @@ fn decode_worker(
                 }
                 let mut batches = vec![sorted_batch(&rows, ingested_at)];
                 spare_rows = recycle(rows);
-                let others = sink.events.finish();
-                if others.num_rows() > 0 {
+                if !sink.events.is_empty() {
+                    let others = sink.events.finish();
                     // Unsorted, the writer sorts it (and reports what failed).
                     match crate::lake::sort_events(std::slice::from_ref(&others)) {
                         Ok(sorted) => batches.push(sorted),
                         Err(_) => batches.push(others),
                     }
                 }
-                let mut dead = sink.dead;
-                let mut counts = sink.counts;
+                let mut dead = std::mem::take(&mut sink.dead);
+                let mut counts = std::mem::take(&mut sink.counts);
                 if suppress_dead_through > 0 {
                     dead.retain(|d| match &d.position.origin {
                         crate::event::Origin::File { line, .. } => *line > suppress_dead_through,
