@@ -116,17 +116,65 @@ fn spool_stdin(dir: &Path) -> std::io::Result<(PathBuf, u64)> {
 }
 
 /// BLAKE3 of a file's bytes, as hex: the file's identity in the lake.
-/// The file is memory-mapped and hashed on every core (blake3's own rayon
-/// support), as ingest cannot start reading before it knows the hash.
+///
+/// Ingest cannot start reading before it knows the hash, so a second thread
+/// reads the next block while the last one is hashed on every core (blake3's
+/// own rayon support). The file is read, not memory-mapped: mapped pages count
+/// in the process's resident memory, which would then grow with the input.
 pub(crate) fn hash_file(path: &Path) -> Result<String> {
     let err = |source| IngestError::Input {
         path: path.to_path_buf(),
         source,
     };
+    let mut f = File::open(path).map_err(err)?;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(3);
+    for _ in 0..3 {
+        let _ = empty_tx.send(vec![0u8; HASH_BLOCK]);
+    }
     let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path).map_err(err)?;
+    let read = std::thread::scope(|s| {
+        s.spawn(move || {
+            while let Ok(mut block) = empty_rx.recv() {
+                // Fill the block, so each parallel update gets a large input.
+                let mut n = 0;
+                while n < block.len() {
+                    match f.read(&mut block[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                block.truncate(n);
+                if full_tx.send(Ok(block)).is_err() || n == 0 {
+                    return;
+                }
+            }
+        });
+        // Both ends are owned here: whatever way this ends, the reader's
+        // channels close and the scope's join cannot wait on a blocked send.
+        let (full_rx, empty_tx) = (full_rx, empty_tx);
+        while let Ok(block) = full_rx.recv() {
+            let mut block = block?;
+            if block.is_empty() {
+                break;
+            }
+            h.update_rayon(&block);
+            block.resize(HASH_BLOCK, 0);
+            let _ = empty_tx.send(block);
+        }
+        Ok(())
+    });
+    read.map_err(err)?;
     Ok(h.finalize().to_hex().to_string())
 }
+
+/// Bytes read and hashed at a time by [`hash_file`].
+const HASH_BLOCK: usize = 4 * 1024 * 1024;
 
 /// What the reader sends to the decoders, in order (`seq`).
 #[derive(Debug)]
