@@ -603,7 +603,8 @@ impl EventsBuilder {
             53 => Arc::new(self.log_stream.finish()),
             54 => Arc::new(self.extra.finish()),
             55 => Arc::new(self.ingested_at.finish()),
-            _ => Arc::new(self.date.finish()),
+            56 => Arc::new(self.date.finish()),
+            _ => unreachable!("the events schema has {} columns", COLUMN_GROUPS.len()),
         }
     }
 }

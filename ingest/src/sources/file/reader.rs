@@ -174,7 +174,7 @@ pub(crate) fn hash_file(path: &Path) -> Result<String> {
 }
 
 /// Bytes read and hashed at a time by [`hash_file`].
-const HASH_BLOCK: usize = 4 * 1024 * 1024;
+pub(crate) const HASH_BLOCK: usize = 4 * 1024 * 1024;
 
 /// What the reader sends to the decoders, in order (`seq`).
 #[derive(Debug)]
