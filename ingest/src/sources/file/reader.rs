@@ -130,26 +130,22 @@ pub(crate) fn hash_file(path: &Path) -> Result<String> {
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(1);
     let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(3);
     for _ in 0..3 {
-        let _ = empty_tx.send(vec![0u8; HASH_BLOCK]);
+        let _ = empty_tx.send(Vec::with_capacity(HASH_BLOCK));
     }
     let mut h = blake3::Hasher::new();
     let read = std::thread::scope(|s| {
         s.spawn(move || {
             while let Ok(mut block) = empty_rx.recv() {
-                // Fill the block, so each parallel update gets a large input.
-                let mut n = 0;
-                while n < block.len() {
-                    match f.read(&mut block[n..]) {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = full_tx.send(Err(e));
-                            return;
-                        }
+                // A full block (short only at the end), so each parallel
+                // update gets a large input.
+                block.clear();
+                let n = match (&mut f).take(HASH_BLOCK as u64).read_to_end(&mut block) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return;
                     }
-                }
-                block.truncate(n);
+                };
                 if full_tx.send(Ok(block)).is_err() || n == 0 {
                     return;
                 }
@@ -159,12 +155,11 @@ pub(crate) fn hash_file(path: &Path) -> Result<String> {
         // channels close and the scope's join cannot wait on a blocked send.
         let (full_rx, empty_tx) = (full_rx, empty_tx);
         while let Ok(block) = full_rx.recv() {
-            let mut block = block?;
+            let block = block?;
             if block.is_empty() {
                 break;
             }
             h.update_rayon(&block);
-            block.resize(HASH_BLOCK, 0);
             let _ = empty_tx.send(block);
         }
         Ok(())
