@@ -3,7 +3,8 @@
 
     cargo build --release
     python3 benches/ingest_vs_duckdb.py [--events 2000000] [--fnwatch target/release/fnwatch]
-                                        [--workdir target/bench-ingest] [--keep] [--skip-fnwatch]
+                                        [--repeat 3] [--workdir target/bench-ingest] [--keep]
+                                        [--skip-fnwatch]
 
 1. Makes (or reuses, when one with the same events, seed and generator exists)
    a plain JSON Lines file of N native events with tests/data/make_sample.py.
@@ -12,6 +13,10 @@
 3. Times DuckDB (the `duckdb` Python package, in its own process) copying the
    same file, with a typed column for every field of the contract, to one
    zstd Parquet file, then counts its rows.
+4. Repeats 2 and 3 `--repeat` times (alternating, so both tools see the same
+   machine), and reports each tool's median time and the ratio of the medians
+   beside every round's own ratio: a shared 2-core machine drifts by several
+   percent between runs, and one round alone can land anywhere in that range.
 
 Each tool runs in its own child process: seconds are the wall time of that
 process (time.perf_counter around it, start-up included), peak RSS is that
@@ -21,8 +26,8 @@ are all files under the lake folder (data, Delta log, everything), and the
 Parquet file for DuckDB.
 
 Not the same work: fnwatch also validates every event against the contract,
-derives the DNS columns, sorts by (function, time), partitions by type and
-date and commits to a Delta table; DuckDB only parses and writes one file.
+derives the DNS columns, sorts by (function, time), partitions by date and
+commits to a Delta table; DuckDB only parses and writes one file.
 Needs: `pip install duckdb`.
 """
 
@@ -301,6 +306,19 @@ def bench_duckdb(data: Path, workdir: Path, time_bin: str | None) -> dict:
             "rss_kb": run.rss_kb, "out": out}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median time (the lower middle one of an even count), with the
+    largest peak RSS of all runs."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    mid = dict(ordered[(len(ordered) - 1) // 2])
+    rss = [r["rss_kb"] for r in runs if r["rss_kb"] is not None]
+    mid["rss_kb"] = max(rss) if rss else None
+    for r in runs:
+        if r["events"] != mid["events"]:
+            mid["events"] = min(r["events"], mid["events"])
+    return mid
+
+
 def fmt_int(n: float | None) -> str:
     return "-" if n is None else f"{n:,.0f}"
 
@@ -313,9 +331,13 @@ def main() -> int:
     ap.add_argument("--workdir", help="input file, lake, parquet and logs (default: target/bench-ingest of this repository)")
     ap.add_argument("--keep", action="store_true", help="keep the lake and the parquet file afterwards")
     ap.add_argument("--skip-fnwatch", action="store_true", help="only run DuckDB (to test this script)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of both tools, alternating; figures are each tool's median (default 3)")
     a = ap.parse_args()
     if a.events < 1:
         ap.error("--events must be at least 1")
+    if a.repeat < 1:
+        ap.error("--repeat must be at least 1")
 
     print(f"command: {shlex.join([sys.executable] + sys.argv)}")
     try:
@@ -339,10 +361,15 @@ def main() -> int:
     data = ensure_input(workdir, a.events)
     input_bytes = data.stat().st_size
 
-    results = []
-    if not a.skip_fnwatch:
-        results.append(bench_fnwatch(fnwatch, data, workdir, time_bin))
-    results.append(bench_duckdb(data, workdir, time_bin))
+    rounds = []
+    for i in range(a.repeat):
+        print(f"\n== round {i + 1} of {a.repeat}", flush=True)
+        one = []
+        if not a.skip_fnwatch:
+            one.append(bench_fnwatch(fnwatch, data, workdir, time_bin))
+        one.append(bench_duckdb(data, workdir, time_bin))
+        rounds.append(one)
+    results = [median_run([r[k] for r in rounds]) for k in range(len(rounds[0]))]
 
     print(f"\ninput: {a.events:,} events, {input_bytes:,} bytes ({input_bytes / a.events:.0f} bytes/event)\n")
     hdr = ["tool", "events", "seconds", "events/s", "bytes on disk", "bytes/event", "peak RSS MB"]
@@ -365,6 +392,11 @@ def main() -> int:
             status = 1
     if len(results) == 2:
         f, d = results
+        if a.repeat > 1:
+            print(f"\n(seconds are each tool's median of {a.repeat} rounds; peak RSS is the largest of them)")
+            for i, (rf, rd) in enumerate(rounds, 1):
+                print(f"  round {i}: fnwatch {rf['seconds']:.2f} s, DuckDB {rd['seconds']:.2f} s, "
+                      f"events/s {rd['seconds'] / rf['seconds']:.2f}x")
         print(f"\nfnwatch / DuckDB: events/s {f['eps'] / d['eps']:.2f}x, bytes/event {f['bpe'] / d['bpe']:.2f}x"
               + ("" if f["rss_kb"] is None or d["rss_kb"] is None else
                  f", peak RSS {f['rss_kb'] / d['rss_kb']:.2f}x"))
