@@ -42,6 +42,7 @@ import os
 import platform
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -307,10 +308,11 @@ def bench_duckdb(data: Path, workdir: Path, time_bin: str | None) -> dict:
 
 
 def median_run(runs: list[dict]) -> dict:
-    """The run of median time (the lower middle one of an even count), with the
-    largest peak RSS of all runs."""
+    """A middle run with the median time of all runs (the mean of the two middle
+    ones for an even count) and the largest peak RSS of all runs."""
     ordered = sorted(runs, key=lambda r: r["seconds"])
     mid = dict(ordered[(len(ordered) - 1) // 2])
+    mid["seconds"] = statistics.median(r["seconds"] for r in runs)
     rss = [r["rss_kb"] for r in runs if r["rss_kb"] is not None]
     mid["rss_kb"] = max(rss) if rss else None
     for r in runs:
