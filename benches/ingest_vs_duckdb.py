@@ -315,9 +315,8 @@ def median_run(runs: list[dict]) -> dict:
     mid["seconds"] = statistics.median(r["seconds"] for r in runs)
     rss = [r["rss_kb"] for r in runs if r["rss_kb"] is not None]
     mid["rss_kb"] = max(rss) if rss else None
-    for r in runs:
-        if r["events"] != mid["events"]:
-            mid["events"] = min(r["events"], mid["events"])
+    # A round that lost events must not hide behind the others.
+    mid["events"] = min(r["events"] for r in runs)
     return mid
 
 
@@ -373,7 +372,10 @@ def main() -> int:
         rounds.append(one)
     results = [median_run([r[k] for r in rounds]) for k in range(len(rounds[0]))]
 
-    print(f"\ninput: {a.events:,} events, {input_bytes:,} bytes ({input_bytes / a.events:.0f} bytes/event)\n")
+    print(f"\ninput: {a.events:,} events, {input_bytes:,} bytes ({input_bytes / a.events:.0f} bytes/event)")
+    if a.repeat > 1:
+        print(f"seconds: each tool's median of {a.repeat} rounds; peak RSS: the largest of them")
+    print()
     hdr = ["tool", "events", "seconds", "events/s", "bytes on disk", "bytes/event", "peak RSS MB"]
     rows = []
     for r in results:
@@ -395,7 +397,7 @@ def main() -> int:
     if len(results) == 2:
         f, d = results
         if a.repeat > 1:
-            print(f"\n(seconds are each tool's median of {a.repeat} rounds; peak RSS is the largest of them)")
+            print()
             for i, (rf, rd) in enumerate(rounds, 1):
                 print(f"  round {i}: fnwatch {rf['seconds']:.2f} s, DuckDB {rd['seconds']:.2f} s, "
                       f"events/s {rd['seconds'] / rf['seconds']:.2f}x")
