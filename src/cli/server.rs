@@ -48,12 +48,17 @@ pub struct ServerArgs {
     /// loopback address).
     #[arg(long, conflicts_with = "users_file")]
     pub no_auth: bool,
-    /// TLS certificate chain (PEM); clients may then use sslmode=require.
+    /// TLS certificate chain (PEM). Clients must then connect with TLS
+    /// (sslmode=require or stricter); others are refused.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// With --tls-cert: also accept clients that do not use TLS (their
+    /// queries and results cross the network in the clear).
+    #[arg(long, requires = "tls_cert")]
+    pub allow_plaintext: bool,
     /// Cancel a statement running longer than this (e.g. 30s, 5m; off for no limit).
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_limit)]
     pub query_timeout: Limit,
@@ -122,6 +127,7 @@ pub async fn run(a: ServerArgs) -> anyhow::Result<()> {
         listen: a.listen,
         access,
         tls,
+        allow_plaintext: a.allow_plaintext,
         query_timeout: a.query_timeout.0,
         max_rows,
         max_memory: a.max_memory.0,
@@ -136,7 +142,11 @@ pub async fn run(a: ServerArgs) -> anyhow::Result<()> {
         "fnwatch server: lake {} on {addr} ({}; users: {who}; TLS {}; time-out {}; at most {} rows; memory {}; refresh {})",
         a.lake,
         server.auth_method(),
-        if has_tls { "on" } else { "off" },
+        match (has_tls, a.allow_plaintext) {
+            (true, false) => "required",
+            (true, true) => "on, plaintext also accepted",
+            _ => "off",
+        },
         show_duration(a.query_timeout.0),
         thousands(a.max_rows),
         a.max_memory

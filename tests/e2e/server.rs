@@ -507,16 +507,67 @@ fn users_file_tls_and_scram_channel_binding() {
     );
     assert_eq!(r.code, 0, "{r:?}\n{}", server.log());
     assert_eq!(r.stdout.trim(), "3011");
-    // Plain TCP still works (SCRAM-SHA-256 without channel binding).
+    // Without TLS: refused before any password is asked, with the fix.
     let r = server.psql("bob", Some("b0b's pass:word"), &["-At", "-c", "SELECT 1"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    // `analyst` has no password here.
-    let r = server.psql("analyst", Some(PASSWORD), &["-c", "SELECT 1"]);
     assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("this server requires TLS: connect with sslmode=require"),
+        "{r:?}"
+    );
+    // `analyst` has no password here.
+    let r = server.psql_with(
+        "analyst",
+        Some(PASSWORD),
+        "sslmode=require",
+        &["-c", "SELECT 1"],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("password authentication failed"), "{r:?}");
     let log = server.log();
     assert!(log.contains("tls=true"), "{log}");
+    assert!(log.contains("connection without TLS refused"), "{log}");
+    assert!(log.contains("TLS required"), "{log}");
     // The users file is world-readable as written by the test: warned about.
     assert!(log.contains("chmod 600"), "{log}");
+    drop(server);
+
+    // --allow-plaintext: both kinds of client.
+    let server = Server::start(
+        &lake,
+        &[
+            "--users-file",
+            users.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--allow-plaintext",
+        ],
+        None,
+    );
+    // Plain TCP: SCRAM-SHA-256 without channel binding.
+    let r = server.psql("bob", Some("b0b's pass:word"), &["-At", "-c", "SELECT 1"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", server.log());
+    let r = server.psql_with(
+        "bob",
+        Some("b0b's pass:word"),
+        "sslmode=require",
+        &["-At", "-c", "SELECT 1"],
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", server.log());
+    assert!(
+        server.log().contains("plaintext also accepted"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn allow_plaintext_needs_tls() {
+    let r = fnwatch(&["server", "--lake", "x", "--allow-plaintext", "--no-auth"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--tls-cert"), "{}", r.stderr);
 }
 
 #[test]
@@ -570,6 +621,7 @@ fn help_shows_examples() {
         "--users-file",
         "--no-auth",
         "--tls-cert",
+        "--allow-plaintext",
         "--query-timeout",
         "--max-rows",
         "FNWATCH_SQL_PASSWORD",

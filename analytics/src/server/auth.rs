@@ -94,6 +94,8 @@ impl AuthSource for ScramUsers {
 /// What every connection's startup handler shares.
 pub(crate) struct AuthShared {
     mode: Mode,
+    /// Refuse connections that did not negotiate TLS.
+    require_tls: bool,
     connections: Arc<ConnectionManager>,
     parameters: Arc<DefaultServerParameterProvider>,
 }
@@ -128,6 +130,7 @@ impl AuthShared {
                 users: Arc::new(ScramUsers::new(users)),
                 cert_pem,
             },
+            require_tls: false,
             connections,
             parameters: Arc::new(parameters()),
         })
@@ -136,9 +139,16 @@ impl AuthShared {
     pub(crate) fn open(connections: Arc<ConnectionManager>) -> AuthShared {
         AuthShared {
             mode: Mode::Open,
+            require_tls: false,
             connections,
             parameters: Arc::new(parameters()),
         }
+    }
+
+    /// The same, refusing connections without TLS when `require` is set.
+    pub(crate) fn requiring_tls(mut self, require: bool) -> AuthShared {
+        self.require_tls = require;
+        self
     }
 
     /// A name for the method, for logs and the start-up banner.
@@ -211,6 +221,17 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if self.shared.require_tls && !client.is_secure() {
+            warn!(peer = %client.socket_addr(), "connection without TLS refused");
+            // PostgreSQL's code for a connection its pg_hba.conf rejects.
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                "this server requires TLS: connect with sslmode=require \
+                 (or start the server with --allow-plaintext)"
+                    .into(),
+            ))));
+        }
         let result = match &self.shared.mode {
             Mode::Scram { users, cert_pem } => {
                 let secure = client.is_secure();

@@ -22,8 +22,12 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Who may connect.
     pub access: Access,
-    /// Serve TLS with these PEM files (clients may still connect without).
+    /// Serve TLS with these PEM files. A client that does not ask for TLS
+    /// is then refused, unless `allow_plaintext` is set.
     pub tls: Option<TlsFiles>,
+    /// With `tls`: also accept connections without TLS (queries and results
+    /// then cross the network in the clear). Ignored without `tls`.
+    pub allow_plaintext: bool,
     /// A statement running longer is cancelled (`None`: no limit).
     pub query_timeout: Option<Duration>,
     /// Results are cut after this many rows, with a NOTICE saying so.

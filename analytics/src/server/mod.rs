@@ -28,6 +28,7 @@
 //!     listen: "127.0.0.1:5433".parse().expect("an address"),
 //!     access: Access::Passwords(Users::default().with("analyst", "s3cret")),
 //!     tls: None,
+//!     allow_plaintext: false,
 //!     query_timeout: Some(std::time::Duration::from_secs(60)),
 //!     max_rows: 100_000,
 //!     max_memory: Some(4 << 30),
@@ -117,7 +118,8 @@ impl Server {
         let auth = match &config.access {
             Access::Passwords(users) => AuthShared::scram(users, cert_pem, connections.clone())?,
             Access::Open => AuthShared::open(connections.clone()),
-        };
+        }
+        .requiring_tls(tls.is_some() && !config.allow_plaintext);
 
         // The guard first: a refused statement never reaches another hook.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
