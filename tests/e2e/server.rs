@@ -466,14 +466,9 @@ fn long_queries_time_out() {
     assert!(r.stderr.contains("statement_timeout"), "{r:?}");
 }
 
-#[test]
-fn users_file_tls_and_scram_channel_binding() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = sample_lake(dir.path());
-    let users = dir.path().join("sql-users");
-    std::fs::write(&users, "# analysts\nbob:b0b's pass:word\n").unwrap();
-    // A self-signed certificate for 127.0.0.1.
-    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+/// A self-signed certificate for 127.0.0.1 and its key, in `dir`.
+fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
     let o = Command::new("openssl")
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -485,19 +480,26 @@ fn users_file_tls_and_scram_channel_binding() {
         .output()
         .expect("openssl runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (cert, key)
+}
 
-    let server = Server::start(
-        &lake,
-        &[
-            "--users-file",
-            users.to_str().unwrap(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        None,
-    );
+#[test]
+fn users_file_tls_and_scram_channel_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let users = dir.path().join("sql-users");
+    std::fs::write(&users, "# analysts\nbob:b0b's pass:word\n").unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+
+    let args = [
+        "--users-file",
+        users.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let server = Server::start(&lake, &args, None);
     // TLS, and SCRAM-SHA-256-PLUS bound to the TLS channel.
     let r = server.psql_with(
         "bob",
@@ -507,7 +509,7 @@ fn users_file_tls_and_scram_channel_binding() {
     );
     assert_eq!(r.code, 0, "{r:?}\n{}", server.log());
     assert_eq!(r.stdout.trim(), "3011");
-    // Without TLS: refused before any password is asked, with the fix.
+    // Without TLS: refused at start-up, and told how to connect.
     let r = server.psql("bob", Some("b0b's pass:word"), &["-At", "-c", "SELECT 1"]);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(
@@ -533,19 +535,7 @@ fn users_file_tls_and_scram_channel_binding() {
     drop(server);
 
     // --allow-plaintext: both kinds of client.
-    let server = Server::start(
-        &lake,
-        &[
-            "--users-file",
-            users.to_str().unwrap(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--allow-plaintext",
-        ],
-        None,
-    );
+    let server = Server::start(&lake, &[&args[..], &["--allow-plaintext"]].concat(), None);
     // Plain TCP: SCRAM-SHA-256 without channel binding.
     let r = server.psql("bob", Some("b0b's pass:word"), &["-At", "-c", "SELECT 1"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", server.log());
@@ -564,10 +554,61 @@ fn users_file_tls_and_scram_channel_binding() {
 }
 
 #[test]
+fn a_refused_connection_cannot_run_statements() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let (cert, key) = self_signed_cert(dir.path());
+    let server = Server::start(
+        &lake,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        Some(PASSWORD),
+    );
+    // A plaintext start-up (refused: TLS is required) and, without waiting
+    // for the answer, a simple query, as a hostile client would send them.
+    let frame = |tag: Option<u8>, body: &[u8]| {
+        let mut m: Vec<u8> = tag.into_iter().collect();
+        m.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let mut bytes = frame(None, b"\0\x03\0\0user\0analyst\0database\0lake\0\0");
+    bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    socket.write_all(&bytes).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let refused = "statement on a connection that has not authenticated refused";
+    while !server.log().contains(refused) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query was not refused:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        server.log().contains("connection without TLS refused"),
+        "{}",
+        server.log()
+    );
+    drop(socket);
+}
+
+#[test]
 fn allow_plaintext_needs_tls() {
     let r = fnwatch(&["server", "--lake", "x", "--allow-plaintext", "--no-auth"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("--tls-cert"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("required arguments were not provided")
+            && r.stderr.contains("--tls-cert"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

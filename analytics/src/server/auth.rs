@@ -91,6 +91,10 @@ impl AuthSource for ScramUsers {
     }
 }
 
+/// Connection metadata key set once a connection's start-up (authentication
+/// included) has succeeded; statements run only on such connections.
+pub(crate) const METADATA_AUTHENTICATED: &str = "fnwatch.authenticated";
+
 /// What every connection's startup handler shares.
 pub(crate) struct AuthShared {
     mode: Mode,
@@ -251,9 +255,13 @@ impl StartupHandler for Startup {
         let peer = client.socket_addr();
         match result {
             Ok(()) => {
-                if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
-                    && !self.logged.swap(true, Ordering::Relaxed)
-                {
+                let ready = matches!(client.state(), PgWireConnectionState::ReadyForQuery);
+                if ready {
+                    client
+                        .metadata_mut()
+                        .insert(METADATA_AUTHENTICATED.to_string(), "true".to_string());
+                }
+                if ready && !self.logged.swap(true, Ordering::Relaxed) {
                     let meta = client.metadata();
                     info!(
                         user = %user,

@@ -36,7 +36,9 @@ use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, METADATA_USER};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::NoticeResponse;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+
+use super::auth::METADATA_AUTHENTICATED;
 
 use crate::session::clean_message;
 
@@ -200,6 +202,25 @@ fn timeout_error(limit: Duration, server_limit: bool) -> PgWireError {
     PgWireError::UserError(Box::new(info))
 }
 
+/// Refuses a statement on a connection whose start-up did not succeed. After
+/// a refused start-up (wrong password, no TLS) pgwire answers FATAL and shuts
+/// its side of the socket, but keeps reading it: without this, a client could
+/// run statements, blind, without ever authenticating.
+fn ensure_authenticated<C: ClientInfo>(client: &C) -> PgWireResult<()> {
+    if client.metadata().contains_key(METADATA_AUTHENTICATED) {
+        return Ok(());
+    }
+    warn!(
+        peer = %client.socket_addr(),
+        "statement on a connection that has not authenticated refused"
+    );
+    Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        "28000".into(),
+        "not authenticated".into(),
+    ))))
+}
+
 fn user_of<C: ClientInfo>(client: &C) -> String {
     client
         .metadata()
@@ -217,6 +238,7 @@ impl SimpleQueryHandler for LimitedQueries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        ensure_authenticated(client)?;
         let user = user_of(client);
         let peer = client.socket_addr();
         debug!(user = %user, peer = %peer, query, "query");
@@ -265,6 +287,7 @@ impl ExtendedQueryHandler for LimitedQueries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        ensure_authenticated(client)?;
         let user = user_of(client);
         let peer = client.socket_addr();
         debug!(user = %user, peer = %peer, query = %portal.statement.statement.0, "query (extended protocol)");
