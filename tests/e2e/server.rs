@@ -597,6 +597,27 @@ fn a_refused_connection_cannot_run_statements() {
         server.log()
     );
     drop(socket);
+
+    // The same after a failed password exchange (an unknown SASL mechanism),
+    // with a start-up parameter named like an authentication marker.
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+    let mut bytes = frame(
+        None,
+        b"\0\x03\0\0user\0analyst\0database\0lake\0fnwatch.authenticated\0true\0\0",
+    );
+    bytes.extend(frame(Some(b'p'), b"NO-SUCH-MECHANISM\0\xff\xff\xff\xff"));
+    bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    socket.write_all(&bytes).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().contains(refused) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query was not refused:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

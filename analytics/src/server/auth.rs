@@ -91,9 +91,11 @@ impl AuthSource for ScramUsers {
     }
 }
 
-/// Connection metadata key set once a connection's start-up (authentication
-/// included) has succeeded; statements run only on such connections.
-pub(crate) const METADATA_AUTHENTICATED: &str = "fnwatch.authenticated";
+/// Put in a connection's session extensions once its start-up
+/// (authentication included) has succeeded; statements run only on such
+/// connections. A type, not a metadata key: pgwire copies every start-up
+/// parameter into the metadata, so a client could forge a key there.
+pub(crate) struct Authenticated;
 
 /// What every connection's startup handler shares.
 pub(crate) struct AuthShared {
@@ -257,9 +259,7 @@ impl StartupHandler for Startup {
             Ok(()) => {
                 let ready = matches!(client.state(), PgWireConnectionState::ReadyForQuery);
                 if ready {
-                    client
-                        .metadata_mut()
-                        .insert(METADATA_AUTHENTICATED.to_string(), "true".to_string());
+                    client.session_extensions().insert(Authenticated);
                 }
                 if ready && !self.logged.swap(true, Ordering::Relaxed) {
                     let meta = client.metadata();

@@ -38,7 +38,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::NoticeResponse;
 use tracing::{debug, info, warn};
 
-use super::auth::METADATA_AUTHENTICATED;
+use super::auth::Authenticated;
 
 use crate::session::clean_message;
 
@@ -207,7 +207,7 @@ fn timeout_error(limit: Duration, server_limit: bool) -> PgWireError {
 /// its side of the socket, but keeps reading it: without this, a client could
 /// run statements, blind, without ever authenticating.
 fn ensure_authenticated<C: ClientInfo>(client: &C) -> PgWireResult<()> {
-    if client.metadata().contains_key(METADATA_AUTHENTICATED) {
+    if client.session_extensions().get::<Authenticated>().is_some() {
         return Ok(());
     }
     warn!(
