@@ -553,6 +553,21 @@ fn users_file_tls_and_scram_channel_binding() {
     );
 }
 
+/// Waits until the server logs that it refused a statement on a connection
+/// that has not authenticated; fails after 20 s.
+fn wait_for_refusal(server: &Server) {
+    let refused = "statement on a connection that has not authenticated refused";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().contains(refused) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query was not refused:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_refused_connection_cannot_run_statements() {
     use std::io::Write;
@@ -581,16 +596,7 @@ fn a_refused_connection_cannot_run_statements() {
     bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     socket.write_all(&bytes).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let refused = "statement on a connection that has not authenticated refused";
-    while !server.log().contains(refused) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the query was not refused:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_refusal(&server);
     assert!(
         server.log().contains("connection without TLS refused"),
         "{}",
@@ -609,15 +615,7 @@ fn a_refused_connection_cannot_run_statements() {
     bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     socket.write_all(&bytes).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !server.log().contains(refused) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the query was not refused:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_refusal(&server);
 }
 
 #[test]
