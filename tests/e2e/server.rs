@@ -553,6 +553,26 @@ fn users_file_tls_and_scram_channel_binding() {
     );
 }
 
+/// One protocol message: the tag byte (none for a start-up message), the
+/// length and the body.
+fn frame(tag: Option<u8>, body: &[u8]) -> Vec<u8> {
+    let mut m: Vec<u8> = tag.into_iter().collect();
+    m.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Sends `messages` and a simple query in one write, without waiting for
+/// any answer, as a hostile client would; returns the open socket.
+fn send_then_query(server: &Server, messages: &[Vec<u8>]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut bytes = messages.concat();
+    bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    socket.write_all(&bytes).unwrap();
+    socket
+}
+
 /// Waits until the server logs that it refused a statement on a connection
 /// that has not authenticated; fails after 20 s.
 fn wait_for_refusal(server: &Server) {
@@ -570,7 +590,6 @@ fn wait_for_refusal(server: &Server) {
 
 #[test]
 fn a_refused_connection_cannot_run_statements() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let lake = sample_lake(dir.path());
     let (cert, key) = self_signed_cert(dir.path());
@@ -584,18 +603,11 @@ fn a_refused_connection_cannot_run_statements() {
         ],
         Some(PASSWORD),
     );
-    // A plaintext start-up (refused: TLS is required) and, without waiting
-    // for the answer, a simple query, as a hostile client would send them.
-    let frame = |tag: Option<u8>, body: &[u8]| {
-        let mut m: Vec<u8> = tag.into_iter().collect();
-        m.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
-        m.extend_from_slice(body);
-        m
-    };
-    let mut bytes = frame(None, b"\0\x03\0\0user\0analyst\0database\0lake\0\0");
-    bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    socket.write_all(&bytes).unwrap();
+    // A plaintext start-up (refused: TLS is required), then a query.
+    let socket = send_then_query(
+        &server,
+        &[frame(None, b"\0\x03\0\0user\0analyst\0database\0lake\0\0")],
+    );
     wait_for_refusal(&server);
     assert!(
         server.log().contains("connection without TLS refused"),
@@ -607,14 +619,16 @@ fn a_refused_connection_cannot_run_statements() {
     // The same after a failed password exchange (an unknown SASL mechanism),
     // with a start-up parameter named like an authentication marker.
     let server = Server::start(&lake, &[], Some(PASSWORD));
-    let mut bytes = frame(
-        None,
-        b"\0\x03\0\0user\0analyst\0database\0lake\0fnwatch.authenticated\0true\0\0",
+    let _socket = send_then_query(
+        &server,
+        &[
+            frame(
+                None,
+                b"\0\x03\0\0user\0analyst\0database\0lake\0fnwatch.authenticated\0true\0\0",
+            ),
+            frame(Some(b'p'), b"NO-SUCH-MECHANISM\0\xff\xff\xff\xff"),
+        ],
     );
-    bytes.extend(frame(Some(b'p'), b"NO-SUCH-MECHANISM\0\xff\xff\xff\xff"));
-    bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    socket.write_all(&bytes).unwrap();
     wait_for_refusal(&server);
 }
 
