@@ -562,23 +562,54 @@ fn frame(tag: Option<u8>, body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// Sends `messages` and a simple query in one write, without waiting for
-/// any answer, as a hostile client would; returns the open socket.
-fn send_then_query(server: &Server, messages: &[Vec<u8>]) -> std::net::TcpStream {
+/// A simple-protocol query of the events.
+fn query_frame() -> Vec<u8> {
+    frame(Some(b'Q'), b"SELECT count(*) FROM events\0")
+}
+
+/// Sends `messages` in one write, without waiting for any answer, as a
+/// hostile client would; returns the open socket.
+fn send_all(server: &Server, messages: &[Vec<u8>]) -> std::net::TcpStream {
     use std::io::Write;
-    let mut bytes = messages.concat();
-    bytes.extend(frame(Some(b'Q'), b"SELECT count(*) FROM events\0"));
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    socket.write_all(&bytes).unwrap();
+    socket.write_all(&messages.concat()).unwrap();
     socket
 }
 
-/// Waits until the server logs that it refused a statement on a connection
-/// that has not authenticated; fails after 20 s.
-fn wait_for_refusal(server: &Server) {
+/// Asserts that the server closes `socket` by itself, while the client sends
+/// nothing it could answer. pgwire shuts its writing side after a refusal,
+/// which alone leaves the connection open; so this dribbles the start of a
+/// message the server must wait on, until the closed socket answers with a
+/// reset. Returns what the server sent before; fails after 20 s.
+fn assert_server_closes(mut socket: std::net::TcpStream) -> String {
+    use std::io::{Read, Write};
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = Vec::new();
+    // Up to the end of what the server writes (an error on a reset).
+    let _ = socket.read_to_end(&mut answer);
+    let mut pending = frame(Some(b'Q'), &[b' '; 1000]).into_iter();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let next = pending.next().unwrap();
+        if socket.write_all(&[next]).is_err() {
+            return String::from_utf8_lossy(&answer).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server keeps a refused connection open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the server has logged `n` refusals of a statement on a
+/// connection that has not authenticated; fails after 20 s.
+fn wait_for_refusals(server: &Server, n: usize) {
     let refused = "statement on a connection that has not authenticated refused";
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !server.log().contains(refused) {
+    while server.log().matches(refused).count() < n {
         assert!(
             std::time::Instant::now() < deadline,
             "the query was not refused:\n{}",
@@ -603,12 +634,10 @@ fn a_refused_connection_cannot_run_statements() {
         ],
         Some(PASSWORD),
     );
+    let startup = frame(None, b"\0\x03\0\0user\0analyst\0database\0lake\0\0");
     // A plaintext start-up (refused: TLS is required), then a query.
-    let socket = send_then_query(
-        &server,
-        &[frame(None, b"\0\x03\0\0user\0analyst\0database\0lake\0\0")],
-    );
-    wait_for_refusal(&server);
+    let socket = send_all(&server, &[startup.clone(), query_frame()]);
+    wait_for_refusals(&server, 1);
     assert!(
         server.log().contains("connection without TLS refused"),
         "{}",
@@ -616,10 +645,30 @@ fn a_refused_connection_cannot_run_statements() {
     );
     drop(socket);
 
+    // The same start-up, then an extended-protocol Parse, Describe and Sync:
+    // the statement is not even planned.
+    let socket = send_all(
+        &server,
+        &[
+            startup.clone(),
+            frame(Some(b'P'), b"s1\0SELECT count(*) FROM events\0\0\0"),
+            frame(Some(b'D'), b"Ss1\0"),
+            frame(Some(b'S'), b""),
+        ],
+    );
+    wait_for_refusals(&server, 2);
+    drop(socket);
+
+    // A refused client that goes quiet is disconnected, the FATAL error
+    // delivered first.
+    let socket = send_all(&server, &[startup]);
+    let answer = assert_server_closes(socket);
+    assert!(answer.contains("this server requires TLS"), "{answer:?}");
+
     // The same after a failed password exchange (an unknown SASL mechanism),
     // with a start-up parameter named like an authentication marker.
     let server = Server::start(&lake, &[], Some(PASSWORD));
-    let _socket = send_then_query(
+    let _socket = send_all(
         &server,
         &[
             frame(
@@ -627,9 +676,10 @@ fn a_refused_connection_cannot_run_statements() {
                 b"\0\x03\0\0user\0analyst\0database\0lake\0fnwatch.authenticated\0true\0\0",
             ),
             frame(Some(b'p'), b"NO-SUCH-MECHANISM\0\xff\xff\xff\xff"),
+            query_frame(),
         ],
     );
-    wait_for_refusal(&server);
+    wait_for_refusals(&server, 1);
 }
 
 #[test]

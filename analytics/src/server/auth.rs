@@ -30,6 +30,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::config::Users;
@@ -181,14 +182,18 @@ pub(crate) struct Startup {
     shared: Arc<AuthShared>,
     sasl: OnceLock<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
     logged: AtomicBool,
+    /// Told when the start-up is refused, so the connection is closed.
+    refused: Arc<Notify>,
 }
 
 impl Startup {
-    pub(crate) fn new(shared: Arc<AuthShared>) -> Startup {
+    /// `refused` is notified when this connection's start-up is refused.
+    pub(crate) fn new(shared: Arc<AuthShared>, refused: Arc<Notify>) -> Startup {
         Startup {
             shared,
             sasl: OnceLock::new(),
             logged: AtomicBool::new(false),
+            refused,
         }
     }
 
@@ -222,6 +227,23 @@ impl StartupHandler for Startup {
         client: &mut C,
         message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self.start(client, message).await;
+        if result.is_err() {
+            self.refused.notify_one();
+        }
+        result
+    }
+}
+
+impl Startup {
+    /// One start-up message: refuses plain TCP when TLS is required, then
+    /// authenticates; marks the connection once it is ready for queries.
+    async fn start<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,

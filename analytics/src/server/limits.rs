@@ -28,9 +28,11 @@ use datafusion::sql::sqlparser::ast::{Statement, visit_relations};
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::{DfSessionService, Parser, pgwire};
 use futures::{Sink, SinkExt, StreamExt};
-use pgwire::api::portal::Portal;
+use pgwire::api::Type;
+use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{QueryResponse, Response};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, METADATA_USER};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -49,6 +51,7 @@ const CLIENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
 /// Runs statements through datafusion-postgres under the server's limits.
 pub(crate) struct LimitedQueries {
     inner: Arc<DfSessionService>,
+    parser: Arc<GatedParser>,
     timeout: Option<Duration>,
     max_rows: usize,
 }
@@ -59,8 +62,10 @@ impl LimitedQueries {
         timeout: Option<Duration>,
         max_rows: usize,
     ) -> LimitedQueries {
+        let parser = Arc::new(GatedParser(ExtendedQueryHandler::query_parser(&*inner)));
         LimitedQueries {
             inner,
+            parser,
             timeout,
             max_rows: max_rows.max(1),
         }
@@ -221,6 +226,41 @@ fn ensure_authenticated<C: ClientInfo>(client: &C) -> PgWireResult<()> {
     ))))
 }
 
+/// datafusion-postgres's parser, behind the same check: an extended-protocol
+/// `Parse` plans its statement, so a connection that has not authenticated
+/// gets no planning (and so nothing to `Bind`, `Describe` or `Execute`).
+pub(crate) struct GatedParser(Arc<Parser>);
+
+#[async_trait]
+impl QueryParser for GatedParser {
+    type Statement = <Parser as QueryParser>::Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        ensure_authenticated(client)?;
+        self.0.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.0.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.0.get_result_schema(stmt, column_format)
+    }
+}
+
 fn user_of<C: ClientInfo>(client: &C) -> String {
     client
         .metadata()
@@ -269,10 +309,10 @@ impl SimpleQueryHandler for LimitedQueries {
 #[async_trait]
 impl ExtendedQueryHandler for LimitedQueries {
     type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = Parser;
+    type QueryParser = GatedParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
-        ExtendedQueryHandler::query_parser(&*self.inner)
+        self.parser.clone()
     }
 
     async fn do_query<C>(

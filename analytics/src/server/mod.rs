@@ -67,6 +67,7 @@ use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ConnectionManager, ErrorHandler, PgWireServerHandlers};
 use pgwire::api::{auth::StartupHandler, cancel::CancelHandler};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -195,11 +196,28 @@ impl Server {
                         }
                     };
                     debug!(peer = %peer, "connection opened");
-                    let handlers = self.handlers.clone();
+                    let refused = Arc::new(Notify::new());
+                    let handlers = Arc::new(Connection {
+                        shared: self.handlers.clone(),
+                        refused: refused.clone(),
+                    });
                     let tls = self.tls.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                            debug!(peer = %peer, error = %e, "connection ended with an error");
+                        let serve = pgwire::tokio::process_socket(socket, tls, handlers);
+                        // After a refused start-up pgwire sends the FATAL error
+                        // and stops writing, but goes on reading: close the
+                        // connection, as PostgreSQL does, once the error is out.
+                        let close = async {
+                            refused.notified().await;
+                            tokio::time::sleep(REFUSED_LINGER).await;
+                        };
+                        tokio::select! {
+                            served = serve => {
+                                if let Err(e) = served {
+                                    debug!(peer = %peer, error = %e, "connection ended with an error");
+                                }
+                            }
+                            () = close => debug!(peer = %peer, "refused connection closed"),
                         }
                         debug!(peer = %peer, "connection closed");
                     });
@@ -233,25 +251,36 @@ fn with_memory_limit(ctx: &SessionContext, limit: Option<usize>) -> Result<Sessi
     Ok(SessionContext::new_with_state(state))
 }
 
-/// The pgwire handlers of every connection.
+/// How long a connection whose start-up was refused stays open, so the
+/// FATAL error (sent right after the refusal) reaches the client.
+const REFUSED_LINGER: Duration = Duration::from_millis(500);
+
+/// The pgwire handlers every connection shares.
 struct Handlers {
     queries: Arc<LimitedQueries>,
     auth: Arc<AuthShared>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
-impl PgWireServerHandlers for Handlers {
+/// One connection's handlers: the shared ones, and a signal for a refused
+/// start-up.
+struct Connection {
+    shared: Arc<Handlers>,
+    refused: Arc<Notify>,
+}
+
+impl PgWireServerHandlers for Connection {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.queries.clone()
+        self.shared.queries.clone()
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.queries.clone()
+        self.shared.queries.clone()
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        // One per connection: it holds the SASL exchange's state.
-        Arc::new(Startup::new(self.auth.clone()))
+        // Its own: it holds the SASL exchange's state.
+        Arc::new(Startup::new(self.shared.auth.clone(), self.refused.clone()))
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
@@ -259,7 +288,7 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancel.clone()
+        self.shared.cancel.clone()
     }
 }
 
