@@ -182,16 +182,22 @@ async fn scheduled(
         humanize(window),
         a.out.display()
     );
+    // One listener for the whole run: a stop that arrives while a report is
+    // being written is kept, and honoured once that report is out.
+    let stop = super::server::shutdown_signal();
+    tokio::pin!(stop);
     loop {
         let tick = next_tick(cron, after)?;
         tracing::info!(next = %tick.to_rfc3339(), "next report");
         let wait = (tick - now()?).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown() => {
+            // A stop wins over a tick that is already due.
+            biased;
+            _ = &mut stop => {
                 eprintln!("fnwatch report: stopped");
                 return Ok(());
             }
+            _ = tokio::time::sleep(wait) => {}
         }
         let mut attempt = 1;
         loop {
@@ -209,7 +215,14 @@ async fn scheduled(
                 }
                 Err(e) if attempt < a.attempts => {
                     tracing::warn!(tick = %tick.to_rfc3339(), attempt, error = %format!("{e:#}"), "report failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+                    tokio::select! {
+                        biased;
+                        _ = &mut stop => {
+                            eprintln!("fnwatch report: stopped");
+                            return Ok(());
+                        }
+                        _ = tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))) => {}
+                    }
                     attempt += 1;
                 }
                 Err(e) => {
@@ -239,22 +252,6 @@ async fn scheduled(
 
 fn humanize(d: chrono::TimeDelta) -> String {
     humantime::format_duration(d.to_std().unwrap_or_default()).to_string()
-}
-
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

@@ -126,7 +126,19 @@ fn cron_mode_writes_a_report_per_tick_and_stops_cleanly() {
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
-    let status = child.wait().unwrap();
+    // Stopped within 30 s, even when the signal came while a report was
+    // being written.
+    let stop_deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > stop_deadline {
+            let _ = child.kill();
+            panic!("fnwatch report --cron did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let mut err = String::new();
     use std::io::Read;
     child
