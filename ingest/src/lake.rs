@@ -392,8 +392,13 @@ impl Lake {
             .iter()
             .filter_map(|p| p.filename())
             .chain(listed.objects.iter().filter_map(|o| o.location.filename()))
-            .find(|n| ![EVENTS, DEAD_LETTERS].contains(n));
+            .find(|n| ![EVENTS, DEAD_LETTERS, MARKER].contains(n));
         if let Some(other) = foreign {
+            // Another creator may have finished between the two reads (and
+            // its workers started writing beside the tables).
+            if get_object(store.as_ref(), spec, MARKER).await?.is_some() {
+                return Lake::open(spec).await;
+            }
             return Err(IngestError::NotALake {
                 path: spec.to_string(),
                 why: format!("it has no {MARKER} and already holds `{other}`"),
