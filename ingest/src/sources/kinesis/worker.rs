@@ -500,6 +500,15 @@ impl<C: KinesisApi> Worker<C> {
         Ok(())
     }
 
+    /// [`Self::sync_shards`] while running: a failure (Kinesis or the lake
+    /// out for longer than the retries) keeps the shard list it has, which
+    /// the next sync tick re-reads, rather than stopping the worker.
+    async fn resync_shards(&mut self, lake: &mut Lake) {
+        if let Err(e) = self.sync_shards(lake).await {
+            warn!(stream = %self.cfg.stream, error = %e, "cannot re-read the shard list; keeping the last one until the next sync");
+        }
+    }
+
     fn is_done(&self, shard: &str) -> bool {
         self.shards
             .get(shard)
@@ -878,7 +887,7 @@ impl<C: KinesisApi> Worker<C> {
                                 // Commit the end at once so the children can start.
                                 let done = self.commit(lake, &mut flush).await?;
                                 if matches!(done, Committed::Done { finished } if finished > 0) {
-                                    self.sync_shards(lake).await?;
+                                    self.resync_shards(lake).await;
                                     self.lease_round(lake, &mut flush).await?;
                                 }
                             }
@@ -904,7 +913,7 @@ impl<C: KinesisApi> Worker<C> {
                     surplus_check = true;
                 }
                 _ = sync_tick.tick() => {
-                    self.sync_shards(lake).await?;
+                    self.resync_shards(lake).await;
                     self.lease_round(lake, &mut flush).await?;
                 }
             }
