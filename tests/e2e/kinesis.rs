@@ -260,8 +260,10 @@ impl Drop for WorkerProc {
 /// A running emulator with an empty stream, the telemetry to put on it,
 /// and the reference lake of that telemetry.
 struct Scenario {
-    dir: tempfile::TempDir,
+    // Fields drop in order: the emulator is stopped (its pid file is in
+    // `dir`) before its folder is removed.
     k: Kinesalite,
+    dir: tempfile::TempDir,
     files: Vec<PathBuf>,
     reference: PathBuf,
     want: i64,
@@ -275,8 +277,8 @@ impl Scenario {
         let (reference, want) = reference(dir.path(), &files);
         k.create_stream(stream, shards);
         Scenario {
-            dir,
             k,
+            dir,
             files,
             reference,
             want,

@@ -75,8 +75,8 @@ impl Rsyslog {
 
     /// The lines received so far: (transport, raw message).
     pub fn received(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(self.dir.join("received.log"))
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(self.dir.join("received.log")).unwrap_or_default();
+        complete_lines(&text)
             .lines()
             .filter_map(|l| l.split_once('\t'))
             .map(|(t, m)| (t.to_string(), m.to_string()))
@@ -149,8 +149,8 @@ impl HttpsSink {
     }
 
     fn jsonl(&self, name: &str) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.join(name))
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        complete_lines(&text)
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).unwrap())
@@ -184,4 +184,10 @@ impl Drop for HttpsSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The text up to its last newline: a receiver may be half-way through
+/// writing the line after it.
+fn complete_lines(text: &str) -> &str {
+    text.rfind('\n').map_or("", |i| &text[..=i])
 }

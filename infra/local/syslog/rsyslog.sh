@@ -223,7 +223,9 @@ write_conf() {
             echo "input(type=\"imtcp\" name=\"tcp\" address=\"127.0.0.1\" port=\"$TCP_PORT\" ruleset=\"received\")"
         fi
         if [ -n "$UDP_PORT" ]; then
-            echo "input(type=\"imudp\" name=\"udp\" address=\"127.0.0.1\" port=\"$UDP_PORT\" ruleset=\"received\")"
+            # A large receive buffer: alerts arrive in bursts, and UDP drops what
+            # does not fit while rsyslog is not scheduled.
+            echo "input(type=\"imudp\" name=\"udp\" address=\"127.0.0.1\" port=\"$UDP_PORT\" rcvbufSize=\"8m\" ruleset=\"received\")"
         fi
         if [ -n "$TLS_PORT" ]; then
             echo "input(type=\"imtcp\" name=\"tls\" address=\"127.0.0.1\" port=\"$TLS_PORT\" ruleset=\"received\""
