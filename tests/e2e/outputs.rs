@@ -19,7 +19,6 @@ pub const HOSTILE_FN: &str =
     "evil|fn=1\\x\nCEF:0|forged|forged|1|x|forged alert|10|<img src=x onerror=alert(1)>";
 
 pub struct Fixture {
-    _dir: tempfile::TempDir,
     pub lake: PathBuf,
     /// id -> alert row (as `fnwatch sql` gives it).
     pub alerts: HashMap<String, serde_json::Map<String, Value>>,
@@ -27,12 +26,17 @@ pub struct Fixture {
 
 /// One lake for every test here: a small simulated fleet, trained on two
 /// days, detected on the third, plus an unknown function with hostile names.
+/// A static is never dropped, so it lives in a fixed folder under the build
+/// directory, replaced at each run, rather than in a temporary one that
+/// would outlive every run.
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let tel = dir.path().join("telemetry");
-        let lake = dir.path().join("lake");
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("outputs-fixture");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let tel = root.join("telemetry");
+        let lake = root.join("lake");
         let lake_s = lake.to_str().unwrap();
         fnwatch(&[
             "simulate", "--out", tel.to_str().unwrap(), "--seed", "77", "--start", "2026-11-10",
@@ -55,7 +59,7 @@ pub fn fixture() -> &'static Fixture {
         fnwatch(&["train", "--lake", lake_s, "--from", "2026-11-10", "--to", "2026-11-12"]).ok();
         fnwatch(&[
             "detect", "--lake", lake_s, "--from", "2026-11-12", "--to", "2026-11-13", "--output",
-            dir.path().join("alerts.jsonl").to_str().unwrap(),
+            root.join("alerts.jsonl").to_str().unwrap(),
         ])
         .ok();
         let rows = query(&lake, "SELECT id, function, request_id, kind, severity, summary, evidence FROM alerts");
@@ -68,7 +72,7 @@ pub fn fixture() -> &'static Fixture {
             alerts.values().any(|a| a["function"] == HOSTILE_FN),
             "the hostile function raised no alert"
         );
-        Fixture { _dir: dir, lake, alerts }
+        Fixture { lake, alerts }
     })
 }
 
