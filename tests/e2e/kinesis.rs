@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::{bin, count, fnwatch, fnwatch_env};
 use crate::kinesis_harness::{Kinesalite, aws_env};
-use crate::receivers::free_port;
 use crate::s3_harness::MotoS3;
 
 /// Telemetry of a small fleet (simulated), as gzip JSON Lines files.
@@ -117,7 +116,6 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 struct WorkerProc {
     child: Child,
     log: PathBuf,
-    metrics: u16,
 }
 
 impl WorkerProc {
@@ -143,7 +141,6 @@ impl WorkerProc {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> WorkerProc {
-        let metrics = free_port();
         let mut cmd = Command::new(bin());
         cmd.args([
             "ingest",
@@ -165,8 +162,10 @@ impl WorkerProc {
             "3s",
             "--worker-id",
             name,
+            // A port the worker binds itself (and logs): no other socket
+            // can take it between a probe and the worker's bind.
             "--metrics-addr",
-            &format!("127.0.0.1:{metrics}"),
+            "127.0.0.1:0",
         ])
         .args(extra)
         .stdin(Stdio::null())
@@ -179,19 +178,25 @@ impl WorkerProc {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("fnwatch starts");
-        WorkerProc {
-            child,
-            log,
-            metrics,
-        }
+        WorkerProc { child, log }
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The metrics port, once the worker has logged it.
+    fn metrics_port(&self) -> Option<u16> {
+        let log = self.log();
+        let rest = log.split("metrics at http://127.0.0.1:").nth(1)?;
+        rest.split('/').next()?.parse().ok()
+    }
+
     fn http(&self, path: &str) -> String {
-        let mut s = match std::net::TcpStream::connect(("127.0.0.1", self.metrics)) {
+        let Some(port) = self.metrics_port() else {
+            return String::new();
+        };
+        let mut s = match std::net::TcpStream::connect(("127.0.0.1", port)) {
             Ok(s) => s,
             Err(_) => return String::new(),
         };
