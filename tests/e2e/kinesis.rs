@@ -665,6 +665,12 @@ fn worker_rides_out_an_emulator_outage_throttling_and_expired_iterators() {
     let log = w.log();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("retrying"), "the outage is logged:\n{log}");
+    // A shard-list refresh (every second here) fell in the outage and the
+    // worker went on with the list it had.
+    assert!(
+        log.contains("cannot re-read the shard list; keeping the last one"),
+        "a failed shard-list refresh is ridden out:\n{log}"
+    );
     assert!(
         log.contains("shard iterator expired; getting a new one"),
         "expired iterators are renewed:\n{log}"

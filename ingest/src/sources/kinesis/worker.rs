@@ -163,6 +163,12 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(capped / 2 + jitter)
 }
 
+/// How long a running worker goes on without a successful `ListShards`
+/// before it stops: five minutes, or ten sync intervals if that is longer.
+fn sync_give_up(cfg: &KinesisSourceConfig) -> Duration {
+    (cfg.shard_sync * 10).max(Duration::from_secs(300))
+}
+
 fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -429,6 +435,8 @@ pub struct Worker<C: KinesisApi> {
     rx: mpsc::Receiver<ReaderMsg>,
     report: WorkerReport,
     ingested_at: i64,
+    /// When the shard list was last read.
+    last_listed: Instant,
 }
 
 impl<C: KinesisApi> Worker<C> {
@@ -447,6 +455,7 @@ impl<C: KinesisApi> Worker<C> {
             metrics,
             leases,
             shards: HashMap::new(),
+            last_listed: Instant::now(),
             readers: HashMap::new(),
             epoch: 0,
             tx,
@@ -477,14 +486,50 @@ impl<C: KinesisApi> Worker<C> {
         }
     }
 
-    /// Re-reads the shard list and the checkpoints of shards not held here.
+    /// Reads the shard list (with retries) and the checkpoints of shards not
+    /// held here: at start, where a failure is fatal.
     async fn sync_shards(&mut self, lake: &mut Lake) -> Result<()> {
         let listed = self.list_shards().await?;
+        self.apply_shards(lake, listed).await?;
+        self.last_listed = Instant::now();
+        Ok(())
+    }
+
+    /// The same while running, with one `ListShards` call: its retries would
+    /// hold up lease renewals and commits for longer than a lease lasts. A
+    /// transient failure (throttling, Kinesis unreachable) keeps the shard
+    /// list the worker has, and the next sync tries again, unless no sync has
+    /// succeeded for [`sync_give_up`]; any other failure (the stream deleted,
+    /// access denied) stops the worker.
+    async fn resync_shards(&mut self, lake: &mut Lake) -> Result<()> {
+        match self.api.list_shards(&self.cfg.stream).await {
+            Ok(listed) => {
+                self.apply_shards(lake, listed).await?;
+                self.last_listed = Instant::now();
+                Ok(())
+            }
+            Err(e) if e.is_retryable() && self.last_listed.elapsed() < sync_give_up(&self.cfg) => {
+                warn!(stream = %self.cfg.stream, error = %e, "cannot re-read the shard list; keeping the last one until the next sync");
+                Ok(())
+            }
+            Err(e) => Err(IngestError::Source(format!(
+                "cannot list the shards of Kinesis stream `{}` (last listed {:.0?} ago): {e}",
+                self.cfg.stream,
+                self.last_listed.elapsed()
+            ))),
+        }
+    }
+
+    /// Takes in a listed shard set: new shards, and the checkpoints of shards
+    /// not held here. All or nothing: a failed checkpoint read leaves the
+    /// known shards as they were, so a child is never taken without its parent.
+    async fn apply_shards(&mut self, lake: &mut Lake, listed: Vec<ShardInfo>) -> Result<()> {
         lake.refresh().await?;
+        let mut shards = self.shards.clone();
         for info in listed {
             let id = info.id.clone();
             let owned = self.leases.owns(&id);
-            match self.shards.get_mut(&id) {
+            match shards.get_mut(&id) {
                 Some(s) => {
                     s.info = info;
                     if !owned && s.committed != Some(Checkpoint::End) {
@@ -493,20 +538,12 @@ impl<C: KinesisApi> Worker<C> {
                 }
                 None => {
                     let committed = checkpoint::read(lake, EVENTS, &self.cfg.stream, &id).await?;
-                    self.shards.insert(id, ShardState { info, committed });
+                    shards.insert(id, ShardState { info, committed });
                 }
             }
         }
+        self.shards = shards;
         Ok(())
-    }
-
-    /// [`Self::sync_shards`] while running: a failure (Kinesis or the lake
-    /// out for longer than the retries) keeps the shard list it has, which
-    /// the next sync tick re-reads, rather than stopping the worker.
-    async fn resync_shards(&mut self, lake: &mut Lake) {
-        if let Err(e) = self.sync_shards(lake).await {
-            warn!(stream = %self.cfg.stream, error = %e, "cannot re-read the shard list; keeping the last one until the next sync");
-        }
     }
 
     fn is_done(&self, shard: &str) -> bool {
@@ -848,6 +885,8 @@ impl<C: KinesisApi> Worker<C> {
         let lease_every = (self.cfg.lease_timeout / 3).max(Duration::from_millis(100));
         let mut lease_tick = tokio::time::interval(lease_every);
         let mut sync_tick = tokio::time::interval(self.cfg.shard_sync);
+        // After a slow sync, the next one a full interval later, not at once.
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut flush_tick =
             tokio::time::interval((self.cfg.flush_interval / 4).max(Duration::from_millis(50)));
         let mut surplus_check = false;
@@ -887,7 +926,7 @@ impl<C: KinesisApi> Worker<C> {
                                 // Commit the end at once so the children can start.
                                 let done = self.commit(lake, &mut flush).await?;
                                 if matches!(done, Committed::Done { finished } if finished > 0) {
-                                    self.resync_shards(lake).await;
+                                    self.resync_shards(lake).await?;
                                     self.lease_round(lake, &mut flush).await?;
                                 }
                             }
@@ -913,7 +952,7 @@ impl<C: KinesisApi> Worker<C> {
                     surplus_check = true;
                 }
                 _ = sync_tick.tick() => {
-                    self.resync_shards(lake).await;
+                    self.resync_shards(lake).await?;
                     self.lease_round(lake, &mut flush).await?;
                 }
             }
