@@ -387,12 +387,20 @@ impl Lake {
             .list_with_delimiter(None)
             .await
             .map_err(store_err(spec, ""))?;
+        // The tables are folders; the marker (of a creator that finished
+        // since the first read) is an object.
         let foreign = listed
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename())
-            .chain(listed.objects.iter().filter_map(|o| o.location.filename()))
-            .find(|n| ![EVENTS, DEAD_LETTERS, MARKER].contains(n));
+            .find(|n| ![EVENTS, DEAD_LETTERS].contains(n))
+            .or_else(|| {
+                listed
+                    .objects
+                    .iter()
+                    .filter_map(|o| o.location.filename())
+                    .find(|n| *n != MARKER)
+            });
         if let Some(other) = foreign {
             // Another creator may have finished between the two reads (and
             // its workers started writing beside the tables).

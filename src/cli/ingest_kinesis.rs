@@ -180,6 +180,7 @@ async fn run_worker<C: KinesisApi>(
     a: &KinesisArgs,
     stream: &str,
 ) -> anyhow::Result<()> {
+    let stop = super::server::shutdown_signal();
     let metrics = WorkerMetrics::new();
     if let Some(addr) = a.metrics_addr {
         let stall = (cfg.flush_interval.as_secs() as i64 * 4).max(120);
@@ -190,7 +191,7 @@ async fn run_worker<C: KinesisApi>(
     }
     let worker = Worker::new(client, lake, cfg, metrics)?;
     let report = worker
-        .run(lake, super::server::shutdown_signal())
+        .run(lake, stop)
         .await
         .with_context(|| format!("Kinesis worker on stream `{stream}`"))?;
     println!(

@@ -175,6 +175,10 @@ async fn scheduled(
     window: chrono::TimeDelta,
     baseline: chrono::TimeDelta,
 ) -> anyhow::Result<()> {
+    // One listener for the whole run, so a stop is never missed between
+    // the waits.
+    let stop = super::server::shutdown_signal();
+    tokio::pin!(stop);
     let mut after = now()?;
     eprintln!(
         "fnwatch report: scheduled \"{}\" (UTC), windows of {}, writing to {}; stop with Ctrl-C or SIGTERM",
@@ -182,10 +186,6 @@ async fn scheduled(
         humanize(window),
         a.out.display()
     );
-    // One listener for the whole run: a stop that arrives while a report is
-    // being written is kept, and honoured once that report is out.
-    let stop = super::server::shutdown_signal();
-    tokio::pin!(stop);
     loop {
         let tick = next_tick(cron, after)?;
         tracing::info!(next = %tick.to_rfc3339(), "next report");
@@ -201,7 +201,21 @@ async fn scheduled(
         }
         let mut attempt = 1;
         loop {
-            match one(&a.lake, &a.out, tick - window, tick, baseline).await {
+            // A stop does not wait for a report (a lake that hangs would hold
+            // it up): the report's files are written after its last await,
+            // so an interrupted one leaves none behind.
+            let outcome = tokio::select! {
+                biased;
+                _ = &mut stop => {
+                    eprintln!(
+                        "fnwatch report: stopped; the report for the tick at {} was not finished",
+                        tick.to_rfc3339()
+                    );
+                    return Ok(());
+                }
+                outcome = one(&a.lake, &a.out, tick - window, tick, baseline) => outcome,
+            };
+            match outcome {
                 Ok(paths) => {
                     let first = paths
                         .first()

@@ -138,6 +138,9 @@ pub async fn run(a: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("starting the SQL endpoint")?;
     let addr = server.local_addr();
+    // Listening for a stop before the banner, which tells clients (and
+    // supervisors) that the server is up.
+    let stop = shutdown_signal();
     eprintln!(
         "fnwatch server: lake {} on {addr} ({}; users: {who}; TLS {}; time-out {}; at most {} rows; memory {}; refresh {})",
         a.lake,
@@ -160,29 +163,24 @@ pub async fn run(a: ServerArgs) -> anyhow::Result<()> {
         addr.port(),
         if has_tls { " sslmode=require" } else { "" }
     );
-    server.run(shutdown_signal()).await?;
+    server.run(stop).await?;
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-pub(super) async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. SIGTERM is listened for from this call on, not only
+/// once the future is first polled.
+pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
