@@ -660,6 +660,11 @@ fn worker_rides_out_an_emulator_outage_throttling_and_expired_iterators() {
     });
     let throttles = w.metric_sum("fnwatch_kinesis_throttles_total");
     assert!(throttles > 0.0, "throttles are counted");
+    let list_failures = w.metric_sum("fnwatch_kinesis_shard_list_failures_total");
+    assert!(
+        list_failures > 0.0,
+        "failed shard-list refreshes are counted"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let (code, _) = w.term();
     let log = w.log();

@@ -43,6 +43,7 @@ pub struct WorkerMetrics {
     pub commit_conflicts: Counter,
     pub flush_seconds: Histogram,
     pub owned_shards: Gauge,
+    pub shard_list_failures: Counter,
     /// Unix seconds of the worker loop's last turn, for the health check.
     pub last_turn: AtomicI64,
     /// Set when the worker has stopped with an error.
@@ -64,6 +65,7 @@ impl WorkerMetrics {
             commit_conflicts: Counter::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             owned_shards: Gauge::default(),
+            shard_list_failures: Counter::default(),
             last_turn: AtomicI64::new(now_s()),
             failure: Mutex::new(None),
             registry: Registry::default(),
@@ -114,6 +116,11 @@ impl WorkerMetrics {
             "owned_shards",
             "Shards this worker holds the lease of",
             m.owned_shards.clone(),
+        );
+        registry.register(
+            "shard_list_failures",
+            "Shard-list refreshes that failed while running (the last list was kept)",
+            m.shard_list_failures.clone(),
         );
         Arc::new(WorkerMetrics { registry, ..m })
     }

@@ -509,6 +509,7 @@ impl<C: KinesisApi> Worker<C> {
                 Ok(())
             }
             Err(e) if e.is_retryable() && self.last_listed.elapsed() < sync_give_up(&self.cfg) => {
+                self.metrics.shard_list_failures.inc();
                 warn!(stream = %self.cfg.stream, error = %e, "cannot re-read the shard list; keeping the last one until the next sync");
                 Ok(())
             }
