@@ -15,14 +15,6 @@ use crate::schema::{dead_letters_schema, events_schema};
 /// Most raw bytes kept for one dead letter; the rest is counted, not stored.
 pub const MAX_DEAD_LETTER_RAW: usize = 64 * 1024;
 
-fn str_list() -> ListBuilder<StringBuilder> {
-    ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
-        "element",
-        DataType::Utf8,
-        true,
-    )))
-}
-
 fn opt_str(b: &mut StringBuilder, v: &Option<Str<'_>>) {
     match v {
         Some(s) => b.append_value(s),
@@ -124,6 +116,18 @@ pub struct TypedEventsBuilder {
     types: Vec<u8>,
 }
 
+/// How big a finished chunk's columns were: rows of each type (and of all
+/// types) and string bytes of each column. The chunks of one input are alike,
+/// so builders sized after the last chunk rarely grow (each growth copies the
+/// column and maps fresh pages).
+#[derive(Debug, Clone, Default)]
+pub struct ChunkShape {
+    /// Rows per column group ([`COMMON`]: every row).
+    rows: [usize; COMMON + 1],
+    /// String bytes per column, in schema order (empty: not known yet).
+    bytes: Vec<usize>,
+}
+
 impl TypedEventsBuilder {
     pub fn with_capacity(ingested_at_us: i64, rows: usize) -> Self {
         TypedEventsBuilder {
@@ -136,6 +140,31 @@ impl TypedEventsBuilder {
         }
     }
 
+    /// A builder with room for a chunk like `shape`, and a little more.
+    pub fn with_shape(ingested_at_us: i64, shape: &ChunkShape) -> Self {
+        let room = |n: usize| n + n / 8;
+        let sized = |group: usize| {
+            EventsBuilder::sized(ingested_at_us, |c| {
+                if COLUMN_GROUPS[c] == group {
+                    let bytes = shape.bytes.get(c).copied().unwrap_or(0);
+                    (room(shape.rows[group]), room(bytes))
+                } else {
+                    (0, 0)
+                }
+            })
+        };
+        TypedEventsBuilder {
+            common: sized(COMMON),
+            per_type: (0..EventType::ALL.len()).map(sized).collect(),
+            types: Vec::with_capacity(room(shape.rows[COMMON])),
+        }
+    }
+
+    /// Rows there is room for before the row index grows.
+    pub fn capacity(&self) -> usize {
+        self.types.capacity()
+    }
+
     /// Appends one event; its fields of other types' columns are not stored.
     pub fn append(&mut self, r: &EventRow<'_>) {
         let t = r.event_type.index();
@@ -144,23 +173,130 @@ impl TypedEventsBuilder {
         self.per_type[t].append_groups(r, bit(t));
     }
 
-    /// The rows as one batch.
-    pub fn finish(mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        let n = self.types.len();
-        // Row positions of each type.
-        let mut positions: Vec<Vec<usize>> = vec![Vec::new(); EventType::ALL.len()];
-        for (i, &t) in self.types.iter().enumerate() {
-            positions[t as usize].push(i);
+    /// The rows as one batch, in the order they were appended.
+    pub fn finish(self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        self.finish_in_order(None, None)
+    }
+
+    /// The rows as one batch: row `k` of the batch is the row appended
+    /// `order[k]`-th (`order` a permutation of the appended rows), or the rows
+    /// as appended without `order`.
+    ///
+    /// Common columns are reordered whole; a type's own columns only over
+    /// the rows of that type, before they are spread out. Should the ordered
+    /// layout fail (not expected), the rows come out as appended, with a
+    /// warning: the writer sorts unsorted batches itself.
+    ///
+    /// `shape`, when given, is set to this chunk's shape.
+    pub fn finish_in_order(
+        mut self,
+        order: Option<&[u32]>,
+        shape: Option<&mut ChunkShape>,
+    ) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let columns: Vec<ArrayRef> = COLUMN_GROUPS
+            .iter()
+            .enumerate()
+            .map(|(c, &group)| {
+                if group == COMMON {
+                    self.common.finish_column(c)
+                } else {
+                    self.per_type[group].finish_column(c)
+                }
+            })
+            .collect();
+        if let Some(shape) = shape {
+            shape.rows = [0; COMMON + 1];
+            shape.rows[COMMON] = self.types.len();
+            for &t in &self.types {
+                shape.rows[t as usize] += 1;
+            }
+            shape.bytes = columns.iter().map(string_bytes).collect();
         }
+        // Already in order: nothing to move.
+        let order = order.filter(|o| !o.is_sorted());
+        if let Some(order) = order {
+            match self.lay_out(&columns, Some(order)) {
+                Ok(batch) => return Ok(batch),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot lay out decoded events in order; the writer sorts them"
+                ),
+            }
+        }
+        self.lay_out(&columns, None)
+    }
+
+    /// The batch of the finished `columns` (each type's own columns holding
+    /// only the rows of that type), in `order` or as appended.
+    fn lay_out(
+        &self,
+        columns: &[ArrayRef],
+        order: Option<&[u32]>,
+    ) -> Result<RecordBatch, arrow::error::ArrowError> {
+        use arrow::array::UInt32Array;
+        use arrow::compute::take;
+        let n = self.types.len();
+        let types = EventType::ALL.len();
+        // Batch rows of each type, and (when reordering) which row of the
+        // type's own columns goes to each of them.
+        let mut positions: Vec<Vec<usize>> = vec![Vec::new(); types];
+        let mut sources: Vec<Vec<u32>> = vec![Vec::new(); types];
+        let common_order = match order {
+            Some(order) => {
+                if order.len() != n {
+                    return Err(arrow::error::ArrowError::InvalidArgumentError(format!(
+                        "an order of {} rows for {n} rows",
+                        order.len()
+                    )));
+                }
+                let mut seen = [0u32; EventType::ALL.len()];
+                let index_in_type: Vec<u32> = self
+                    .types
+                    .iter()
+                    .map(|&t| {
+                        let i = seen[t as usize];
+                        seen[t as usize] += 1;
+                        i
+                    })
+                    .collect();
+                for (k, &i) in order.iter().enumerate() {
+                    let i = i as usize;
+                    let t = *self.types.get(i).ok_or_else(|| {
+                        arrow::error::ArrowError::InvalidArgumentError(format!(
+                            "row {i} of the order is not one of the {n} rows"
+                        ))
+                    })? as usize;
+                    positions[t].push(k);
+                    sources[t].push(index_in_type[i]);
+                }
+                Some(UInt32Array::from(order.to_vec()))
+            }
+            None => {
+                for (i, &t) in self.types.iter().enumerate() {
+                    positions[t as usize].push(i);
+                }
+                None
+            }
+        };
+        let sources: Vec<UInt32Array> = sources.into_iter().map(UInt32Array::from).collect();
         let schema = events_schema();
         let mut cols = Vec::with_capacity(COLUMN_GROUPS.len());
         for (c, &group) in COLUMN_GROUPS.iter().enumerate() {
+            let column = &columns[c];
             if group == COMMON {
-                cols.push(self.common.finish_column(c));
+                cols.push(match &common_order {
+                    Some(indices) => take(column.as_ref(), indices, None)?,
+                    None => column.clone(),
+                });
             } else {
                 // Only the type's own columns of its builder are laid out.
+                let values = if order.is_some() && column.null_count() < column.len() {
+                    take(column.as_ref(), &sources[group], None)?
+                } else {
+                    column.clone()
+                };
                 cols.push(spread(
-                    &self.per_type[group].finish_column(c),
+                    &values,
                     &positions[group],
                     n,
                     schema.field(c).data_type(),
@@ -168,6 +304,20 @@ impl TypedEventsBuilder {
             }
         }
         RecordBatch::try_new(schema, cols)
+    }
+}
+
+/// Bytes of the strings of a string or list-of-strings column.
+fn string_bytes(column: &ArrayRef) -> usize {
+    use arrow::array::AsArray;
+    match column.data_type() {
+        DataType::Utf8 => column.as_string::<i32>().values().len(),
+        DataType::List(_) => column
+            .as_list::<i32>()
+            .values()
+            .as_string_opt::<i32>()
+            .map_or(0, |v| v.values().len()),
+        _ => 0,
     }
 }
 
@@ -336,68 +486,82 @@ impl EventsBuilder {
 
     /// A builder with room for about `rows` rows.
     pub fn with_capacity(ingested_at_us: i64, rows: usize) -> Self {
-        let ts = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
-        // Every row has these; most other columns are null for most rows.
-        let dense = || StringBuilder::with_capacity(rows, rows * 16);
-        let sparse = || StringBuilder::with_capacity(rows, 0);
+        // Every row has the common columns; most other columns are null for most rows.
+        Self::sized(ingested_at_us, |c| {
+            let dense = COLUMN_GROUPS[c] == COMMON;
+            (rows, if dense { rows * 16 } else { 0 })
+        })
+    }
+
+    /// A builder with room for `size(c)` = (rows, string bytes) in column `c`
+    /// (schema order).
+    fn sized(ingested_at_us: i64, size: impl Fn(usize) -> (usize, usize)) -> Self {
+        let ts =
+            |c: usize| TimestampMicrosecondBuilder::with_capacity(size(c).0).with_timezone("UTC");
+        let string = |c: usize| StringBuilder::with_capacity(size(c).0, size(c).1);
+        let list = |c: usize| {
+            let (rows, bytes) = size(c);
+            ListBuilder::with_capacity(StringBuilder::with_capacity(rows, bytes), rows)
+                .with_field(Arc::new(Field::new("element", DataType::Utf8, true)))
+        };
         EventsBuilder {
-            time: ts(),
-            function: dense(),
-            request_id: dense(),
-            account: sparse(),
-            region: sparse(),
-            version: sparse(),
-            duration_ms: Float64Builder::with_capacity(rows),
-            billed_ms: Int64Builder::with_capacity(rows),
-            cpu_ms: Float64Builder::with_capacity(rows),
-            memory_mb: Int64Builder::with_capacity(rows),
-            max_memory_mb: Int64Builder::with_capacity(rows),
-            init_ms: Float64Builder::with_capacity(rows),
-            timeout_ms: Int64Builder::with_capacity(rows),
-            status: sparse(),
-            error_type: sparse(),
-            trigger: sparse(),
-            event_bytes: Int64Builder::with_capacity(rows),
-            event: sparse(),
-            query: sparse(),
-            qtype: sparse(),
-            rcode: sparse(),
-            answers: str_list(),
-            registrable_domain: sparse(),
-            label_count: Int32Builder::with_capacity(rows),
-            query_length: Int32Builder::with_capacity(rows),
-            max_label_length: Int32Builder::with_capacity(rows),
-            exe: sparse(),
-            args: str_list(),
-            cmdline: sparse(),
-            parent_exe: sparse(),
-            direction: sparse(),
-            protocol: sparse(),
-            remote_ip: sparse(),
-            remote_port: Int32Builder::with_capacity(rows),
-            remote_host: sparse(),
-            bytes_out: Int64Builder::with_capacity(rows),
-            bytes_in: Int64Builder::with_capacity(rows),
-            path: sparse(),
-            op: sparse(),
-            service: sparse(),
-            action: sparse(),
-            resource: sparse(),
-            error_code: sparse(),
-            runtime: sparse(),
-            handler: sparse(),
-            role_arn: sparse(),
-            permissions: str_list(),
-            triggers: str_list(),
-            layers: str_list(),
-            code_sha256: sparse(),
-            message: sparse(),
-            log_group: sparse(),
-            log_stream: sparse(),
-            extra: sparse(),
-            ingested_at: ts(),
-            type_: dense(),
-            date: dense(),
+            time: ts(0),
+            function: string(2),
+            request_id: string(3),
+            account: string(4),
+            region: string(5),
+            version: string(6),
+            duration_ms: Float64Builder::with_capacity(size(7).0),
+            billed_ms: Int64Builder::with_capacity(size(8).0),
+            cpu_ms: Float64Builder::with_capacity(size(9).0),
+            memory_mb: Int64Builder::with_capacity(size(10).0),
+            max_memory_mb: Int64Builder::with_capacity(size(11).0),
+            init_ms: Float64Builder::with_capacity(size(12).0),
+            timeout_ms: Int64Builder::with_capacity(size(13).0),
+            status: string(14),
+            error_type: string(15),
+            trigger: string(16),
+            event_bytes: Int64Builder::with_capacity(size(17).0),
+            event: string(18),
+            query: string(19),
+            qtype: string(20),
+            rcode: string(21),
+            answers: list(22),
+            registrable_domain: string(23),
+            label_count: Int32Builder::with_capacity(size(24).0),
+            query_length: Int32Builder::with_capacity(size(25).0),
+            max_label_length: Int32Builder::with_capacity(size(26).0),
+            exe: string(27),
+            args: list(28),
+            cmdline: string(29),
+            parent_exe: string(30),
+            direction: string(31),
+            protocol: string(32),
+            remote_ip: string(33),
+            remote_port: Int32Builder::with_capacity(size(34).0),
+            remote_host: string(35),
+            bytes_out: Int64Builder::with_capacity(size(36).0),
+            bytes_in: Int64Builder::with_capacity(size(37).0),
+            path: string(38),
+            op: string(39),
+            service: string(40),
+            action: string(41),
+            resource: string(42),
+            error_code: string(43),
+            runtime: string(44),
+            handler: string(45),
+            role_arn: string(46),
+            permissions: list(47),
+            triggers: list(48),
+            layers: list(49),
+            code_sha256: string(50),
+            message: string(51),
+            log_group: string(52),
+            log_stream: string(53),
+            extra: string(54),
+            ingested_at: ts(55),
+            type_: string(1),
+            date: string(56),
             last_day: None,
             ingested_at_us,
             rows: 0,
@@ -890,6 +1054,55 @@ mod tests {
             );
         }
         assert_eq!(typed, plain);
+
+        // In a given order (here: reversed, then every third row first), from
+        // a builder sized after a chunk, the rows come out as the plain
+        // builder lays them out when they are appended in that order.
+        let n = rows.len() as u32;
+        let mut order: Vec<u32> = (0..n).rev().collect();
+        order.sort_by_key(|i| i % 3 != 0);
+        let mut shape = ChunkShape::default();
+        for round in 0..2 {
+            let mut typed = TypedEventsBuilder::with_shape(7, &shape);
+            for r in &rows {
+                typed.append(r);
+            }
+            let typed = typed
+                .finish_in_order(Some(&order), Some(&mut shape))
+                .expect("ordered batch");
+            let mut plain = EventsBuilder::new(7);
+            for &i in &order {
+                plain.append(&rows[i as usize]);
+            }
+            assert_eq!(typed, plain.finish(), "round {round}");
+        }
+        assert_eq!(shape.rows[COMMON], rows.len());
+        assert_eq!(
+            shape.rows[EventType::Dns.index()],
+            rows.iter()
+                .filter(|r| r.event_type == EventType::Dns)
+                .count()
+        );
+        let event = events_schema().index_of("event").expect("event column");
+        let event_bytes: usize = rows
+            .iter()
+            .filter_map(|r| r.event.as_deref())
+            .map(str::len)
+            .sum();
+        assert_eq!(shape.bytes[event], event_bytes);
+        // An order that is not a permutation of the rows is refused, and the
+        // rows come out as appended.
+        let mut typed = TypedEventsBuilder::with_capacity(7, 0);
+        for r in &rows {
+            typed.append(r);
+        }
+        let bad: Vec<u32> = (0..n).map(|i| if i == 0 { n + 5 } else { n - i }).collect();
+        let as_appended = typed.finish_in_order(Some(&bad), None).expect("batch");
+        let mut plain = EventsBuilder::new(7);
+        for r in &rows {
+            plain.append(r);
+        }
+        assert_eq!(as_appended, plain.finish());
     }
 
     #[test]

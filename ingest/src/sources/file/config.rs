@@ -19,7 +19,10 @@ pub struct FileSourceConfig {
     /// Bytes of input lines per decode chunk.
     #[serde(default = "default_chunk_bytes")]
     pub chunk_bytes: usize,
-    /// Rows sorted together before they are written (a sorted run).
+    /// Rows gathered into one sorted run before they are written. Each
+    /// decoded chunk is already sorted; at 1 (the default) every chunk is
+    /// written as its own run, as it is. More merges chunks into longer
+    /// sorted stretches, at the cost of copying every column once more.
     #[serde(default = "default_run_rows")]
     pub run_rows: usize,
     /// Encoded bytes written before a commit.
@@ -41,10 +44,10 @@ pub struct FileSourceConfig {
 }
 
 fn default_chunk_bytes() -> usize {
-    2 * 1024 * 1024
+    4 * 1024 * 1024
 }
 fn default_run_rows() -> usize {
-    128 * 1024
+    1
 }
 /// Encoded bytes per commit: with two writer lanes, files of about 64 MB, and
 /// memory stays bounded (what a commit covers is held until it lands).

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::FileSourceConfig;
 use super::reader::{InputFile, Resume, Work, expand_inputs, hash_file, read_file};
-use crate::builder::{BatchSink, Counts, DeadLettersBuilder, EventsBuilder, TypedEventsBuilder};
+use crate::builder::{BatchSink, ChunkShape, Counts, DeadLettersBuilder, TypedEventsBuilder};
 use crate::decode::native::{native_dead_letter, parse_native_into};
 use crate::decode::{DecodeState, decode_record};
 use crate::error::{IngestError, Result};
@@ -105,12 +105,17 @@ enum Output {
         error: Option<String>,
         partial: Vec<u8>,
     },
+    /// A chunk whose events could not be put in columns (a bug, not an
+    /// input problem): the run stops before committing any of it.
+    Failed { seq: u64, error: String },
 }
 
 impl Output {
     fn seq(&self) -> u64 {
         match self {
-            Output::Decoded { seq, .. } | Output::FileEnd { seq, .. } => *seq,
+            Output::Decoded { seq, .. }
+            | Output::FileEnd { seq, .. }
+            | Output::Failed { seq, .. } => *seq,
         }
     }
 }
@@ -376,6 +381,10 @@ pub async fn ingest_files(
                     flush.done.insert(file, lines);
                     progress.files_done.fetch_add(1, Ordering::Relaxed);
                 }
+                Output::Failed { error, .. } => {
+                    result = Err(IngestError::Internal(error));
+                    break 'outer;
+                }
             }
             if run_rows >= cfg.run_rows {
                 run_rows = 0;
@@ -490,9 +499,8 @@ fn decode_worker(
     ingested_at: i64,
 ) {
     let mut state = DecodeState::new(limits);
-    // The rows of one chunk borrow from it; the allocation is kept across
-    // chunks (re-typed while empty) so each chunk does not map fresh pages.
-    let mut spare_rows: Vec<EventRow<'static>> = Vec::new();
+    // The columns' sizes in the last chunk, to size the next one's.
+    let mut shape = ChunkShape::default();
     let cloudwatch_marker = memchr::memmem::Finder::new(b"\"messageType\"");
     let mut current_file = usize::MAX;
     // Lines of the other shapes; kept across chunks, as most chunks have none.
@@ -511,11 +519,12 @@ fn decode_worker(
                     current_file = file;
                 }
                 // Native events (almost every line of a telemetry file) are
-                // parsed into rows borrowing from the chunk and appended in
-                // (day, function, time) order, so the writer only merges
-                // sorted chunks; every other line takes the general decoder.
-                let mut rows: Vec<EventRow<'_>> = recycle(std::mem::take(&mut spare_rows));
-                rows.reserve(data.len() / 256);
+                // parsed one at a time into a row borrowing from the chunk,
+                // appended to the columns at once, and laid out in (day,
+                // function, time) order at the end of the chunk, so the
+                // writer only merges sorted chunks; every other line takes
+                // the general decoder.
+                let mut native = SortedChunk::new(ingested_at, &shape);
                 let mut line = first_line;
                 let mut pos = Position::file(displays[file].clone(), line);
                 let mut rest: &[u8] = &data;
@@ -532,22 +541,34 @@ fn decode_worker(
                     pos.set_line(line);
                     match plain_native_line(l, &limits, &cloudwatch_marker) {
                         Some(text) => {
-                            rows.push(EventRow::new(EventType::Log, 0, ""));
-                            let row = rows.last_mut().expect("just pushed");
-                            match parse_native_into(text, row) {
-                                Ok(()) => sink.counts.events[row.event_type.index()] += 1,
-                                Err(e) => {
-                                    rows.pop();
-                                    sink.dead_letter(native_dead_letter(e, &pos, text));
+                            let mut row = EventRow::new(EventType::Log, 0, "");
+                            match parse_native_into(text, &mut row) {
+                                Ok(()) => {
+                                    sink.counts.events[row.event_type.index()] += 1;
+                                    native.push(&row);
                                 }
+                                Err(e) => sink.dead_letter(native_dead_letter(e, &pos, text)),
                             }
                         }
                         None => decode_record(l, &pos, &mut state, &mut sink),
                     }
                     line += 1;
                 }
-                let mut batches = vec![sorted_batch(&rows, ingested_at)];
-                spare_rows = recycle(rows);
+                let mut batches = match native.finish(&mut shape) {
+                    Ok(batch) => vec![batch],
+                    Err(e) => {
+                        // Not expected: the builders and the schema are defined together.
+                        let error = format!(
+                            "the events decoded from {} lines {first_line} to {} cannot be laid out: {e}",
+                            displays[file],
+                            line.saturating_sub(1)
+                        );
+                        if tx.blocking_send(Output::Failed { seq, error }).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
                 if !sink.events.is_empty() {
                     let others = sink.events.finish();
                     // Unsorted, the writer sorts it (and reports what failed).
@@ -644,65 +665,65 @@ fn plain_native_line<'a>(
     simdutf8::basic::from_utf8(line).ok()
 }
 
-/// An emptied vector of rows, with its allocation, for rows of another lifetime.
-fn recycle<'a, 'b>(mut rows: Vec<EventRow<'a>>) -> Vec<EventRow<'b>> {
-    rows.clear();
-    // Collecting an empty vector's iterator into one of the same layout reuses the allocation.
-    rows.into_iter()
-        .map(|_| EventRow::new(EventType::Log, 0, ""))
-        .collect()
+/// The native events of one chunk: their columns, in the order they were
+/// read, and the sort key of each.
+struct SortedChunk {
+    typed: TypedEventsBuilder,
+    /// (day, function id, time, row) of every row.
+    keys: Vec<(i64, u32, i64, u32)>,
+    /// Function ids in order of appearance (one hash per row); ranked by
+    /// name at the end, so the sort compares integers.
+    ids: foldhash::HashMap<Box<str>, u32>,
 }
 
-/// The rows as one `events` batch in (day, function, time) order.
-fn sorted_batch(rows: &[EventRow<'_>], ingested_at: i64) -> RecordBatch {
-    // Functions ranked in name order, so the sort compares integers: each
-    // row's function gets an id in order of appearance (one hash per row),
-    // and the ids are mapped to ranks once the names are sorted.
-    let mut ids: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
-    let mut names: Vec<&str> = Vec::new();
-    let row_ids: Vec<u32> = rows
-        .iter()
-        .map(|r| {
-            *ids.entry(&r.function).or_insert_with(|| {
-                names.push(&r.function);
-                names.len() as u32 - 1
-            })
-        })
-        .collect();
-    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
-    by_name.sort_unstable_by_key(|&id| names[id as usize]);
-    let mut rank_of = vec![0u32; names.len()];
-    for (rank, id) in by_name.into_iter().enumerate() {
-        rank_of[id as usize] = rank as u32;
-    }
-    let mut order: Vec<(i64, u32, i64, u32)> = rows
-        .iter()
-        .zip(&row_ids)
-        .enumerate()
-        .map(|(i, (r, &id))| {
-            (
-                r.time_us.div_euclid(86_400_000_000),
-                rank_of[id as usize],
-                r.time_us,
-                i as u32,
-            )
-        })
-        .collect();
-    order.sort_unstable();
-    let mut typed = TypedEventsBuilder::with_capacity(ingested_at, rows.len());
-    for &(_, _, _, i) in &order {
-        typed.append(&rows[i as usize]);
-    }
-    match typed.finish() {
-        Ok(batch) => batch,
-        Err(e) => {
-            // Not expected; the plain builder lays out any row.
-            warn!(error = %e, "typed events builder failed, using the plain one");
-            let mut builder = EventsBuilder::with_capacity(ingested_at, rows.len());
-            for &(_, _, _, i) in &order {
-                builder.append(&rows[i as usize]);
-            }
-            builder.finish()
+impl SortedChunk {
+    /// A chunk with room for one like `shape` (the decoder's last chunk).
+    fn new(ingested_at: i64, shape: &ChunkShape) -> Self {
+        let typed = TypedEventsBuilder::with_shape(ingested_at, shape);
+        SortedChunk {
+            keys: Vec::with_capacity(typed.capacity()),
+            typed,
+            ids: foldhash::HashMap::default(),
         }
+    }
+
+    fn push(&mut self, row: &EventRow<'_>) {
+        let next = self.ids.len() as u32;
+        let id = match self.ids.get(row.function.as_ref()) {
+            Some(&id) => id,
+            None => {
+                self.ids.insert(row.function.as_ref().into(), next);
+                next
+            }
+        };
+        let n = self.keys.len() as u32;
+        self.keys
+            .push((row.time_us.div_euclid(86_400_000_000), id, row.time_us, n));
+        self.typed.append(row);
+    }
+
+    /// The rows as one `events` batch in (day, function, time) order;
+    /// `shape` is set to this chunk's.
+    fn finish(
+        self,
+        shape: &mut ChunkShape,
+    ) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+        let SortedChunk {
+            typed,
+            mut keys,
+            ids,
+        } = self;
+        let mut names: Vec<(&str, u32)> = ids.iter().map(|(name, &id)| (&**name, id)).collect();
+        names.sort_unstable();
+        let mut rank_of = vec![0u32; names.len()];
+        for (rank, &(_, id)) in names.iter().enumerate() {
+            rank_of[id as usize] = rank as u32;
+        }
+        for key in &mut keys {
+            key.1 = rank_of[key.1 as usize];
+        }
+        keys.sort_unstable();
+        let order: Vec<u32> = keys.iter().map(|k| k.3).collect();
+        typed.finish_in_order(Some(&order), Some(shape))
     }
 }
