@@ -81,6 +81,9 @@ const API: usize = EventType::ApiCall as usize;
 const CFG: usize = EventType::FunctionConfig as usize;
 const LOG: usize = EventType::Log as usize;
 const COMMON: usize = EventType::ALL.len();
+/// The columns of the sort key and those derived from it (`time`, `type`,
+/// `function`, `ingested_at`, `date`): every row has them.
+const KEY: usize = COMMON + 1;
 const ALL_GROUPS: u16 = u16::MAX;
 
 const fn bit(group: usize) -> u16 {
@@ -89,7 +92,7 @@ const fn bit(group: usize) -> u16 {
 
 /// The group of each `events` column, in schema order.
 const COLUMN_GROUPS: [usize; 57] = [
-    COMMON, COMMON, COMMON, COMMON, COMMON, COMMON, COMMON, // time .. version
+    KEY, KEY, KEY, COMMON, COMMON, COMMON, COMMON, // time .. version
     INV, INV, INV, COMMON, INV, INV, COMMON, // duration_ms .. timeout_ms
     INV, INV, INV, INV, INV, // status .. event
     DNS, DNS, DNS, DNS, DNS, DNS, DNS, DNS, // query .. max_label_length
@@ -99,8 +102,11 @@ const COLUMN_GROUPS: [usize; 57] = [
     API, API, API, API, // service .. error_code
     CFG, CFG, CFG, CFG, CFG, CFG, CFG, // runtime .. code_sha256
     LOG, LOG, LOG, // message, log_group, log_stream
-    COMMON, COMMON, COMMON, // extra, ingested_at, date
+    COMMON, KEY, KEY, // extra, ingested_at, date
 ];
+
+/// The [`KEY`] columns, in the order [`TypedEventsBuilder`] writes them out.
+const KEY_COLUMNS: [usize; 5] = [0, 1, 2, 55, 56];
 
 /// Builds an `events` batch from rows whose type-specific fields all belong
 /// to their own type (what the native decoder guarantees: it moves any other
@@ -108,12 +114,20 @@ const COLUMN_GROUPS: [usize; 57] = [
 /// columns only; the other types' columns are laid out at the end, nulls
 /// filled in one pass per column, their values taken over without a copy.
 /// Most columns of a row are null, so this saves a null append per column
-/// and row.
+/// and row. The sort-key columns (`time`, `type`, `function`, `date`,
+/// `ingested_at`) are kept as numbers and written out at the end, in order.
 pub struct TypedEventsBuilder {
     common: EventsBuilder,
     per_type: Vec<EventsBuilder>,
     /// Type index of every row, in order.
     types: Vec<u8>,
+    /// `time` of every row, in order.
+    times: Vec<i64>,
+    /// Function id of every row, in order.
+    functions: Vec<u32>,
+    /// Function ids in order of first appearance.
+    function_ids: foldhash::HashMap<Box<str>, u32>,
+    ingested_at_us: i64,
 }
 
 /// How big a finished chunk's columns were: rows of each type (and of all
@@ -128,16 +142,16 @@ pub struct ChunkShape {
     bytes: Vec<usize>,
 }
 
+/// (UTC day, function rank, time, row) of one appended row.
+type RowKey = (i64, u32, i64, u32);
+
+const DAY_US: i64 = 86_400_000_000;
+
 impl TypedEventsBuilder {
     pub fn with_capacity(ingested_at_us: i64, rows: usize) -> Self {
-        TypedEventsBuilder {
-            common: EventsBuilder::with_capacity(ingested_at_us, rows),
-            per_type: EventType::ALL
-                .iter()
-                .map(|_| EventsBuilder::new(ingested_at_us))
-                .collect(),
-            types: Vec::with_capacity(rows),
-        }
+        let mut shape = ChunkShape::default();
+        shape.rows[COMMON] = rows;
+        Self::with_shape(ingested_at_us, &shape)
     }
 
     /// A builder with room for a chunk like `shape`, and a little more.
@@ -153,55 +167,67 @@ impl TypedEventsBuilder {
                 }
             })
         };
+        let rows = room(shape.rows[COMMON]);
         TypedEventsBuilder {
             common: sized(COMMON),
             per_type: (0..EventType::ALL.len()).map(sized).collect(),
-            types: Vec::with_capacity(room(shape.rows[COMMON])),
+            types: Vec::with_capacity(rows),
+            times: Vec::with_capacity(rows),
+            functions: Vec::with_capacity(rows),
+            function_ids: foldhash::HashMap::default(),
+            ingested_at_us,
         }
-    }
-
-    /// Rows there is room for before the row index grows.
-    pub fn capacity(&self) -> usize {
-        self.types.capacity()
     }
 
     /// Appends one event; its fields of other types' columns are not stored.
     pub fn append(&mut self, r: &EventRow<'_>) {
         let t = r.event_type.index();
         self.types.push(t as u8);
+        self.times.push(r.time_us);
+        let next = self.function_ids.len() as u32;
+        let id = match self.function_ids.get(r.function.as_ref()) {
+            Some(&id) => id,
+            None => {
+                self.function_ids.insert(r.function.as_ref().into(), next);
+                next
+            }
+        };
+        self.functions.push(id);
         self.common.append_groups(r, bit(COMMON));
         self.per_type[t].append_groups(r, bit(t));
     }
 
     /// The rows as one batch, in the order they were appended.
     pub fn finish(self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        self.finish_in_order(None, None)
+        self.finish_inner(false, None)
     }
 
-    /// The rows as one batch: row `k` of the batch is the row appended
-    /// `order[k]`-th (`order` a permutation of the appended rows), or the rows
-    /// as appended without `order`.
+    /// The rows as one batch in (UTC day, function, time) order, rows of
+    /// equal keys as appended. `shape`, when given, is set to this chunk's.
     ///
     /// Common columns are reordered whole; a type's own columns only over
     /// the rows of that type, before they are spread out. Should the ordered
     /// layout fail (not expected), the rows come out as appended, with a
     /// warning: the writer sorts unsorted batches itself.
-    ///
-    /// `shape`, when given, is set to this chunk's shape.
-    pub fn finish_in_order(
-        mut self,
-        order: Option<&[u32]>,
+    pub fn finish_sorted(
+        self,
         shape: Option<&mut ChunkShape>,
     ) -> Result<RecordBatch, arrow::error::ArrowError> {
-        let columns: Vec<ArrayRef> = COLUMN_GROUPS
+        self.finish_inner(true, shape)
+    }
+
+    fn finish_inner(
+        mut self,
+        sorted: bool,
+        shape: Option<&mut ChunkShape>,
+    ) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let columns: Vec<Option<ArrayRef>> = COLUMN_GROUPS
             .iter()
             .enumerate()
-            .map(|(c, &group)| {
-                if group == COMMON {
-                    self.common.finish_column(c)
-                } else {
-                    self.per_type[group].finish_column(c)
-                }
+            .map(|(c, &group)| match group {
+                KEY => None,
+                COMMON => Some(self.common.finish_column(c)),
+                _ => Some(self.per_type[group].finish_column(c)),
             })
             .collect();
         if let Some(shape) = shape {
@@ -210,79 +236,156 @@ impl TypedEventsBuilder {
             for &t in &self.types {
                 shape.rows[t as usize] += 1;
             }
-            shape.bytes = columns.iter().map(string_bytes).collect();
+            shape.bytes = columns
+                .iter()
+                .map(|c| c.as_ref().map_or(0, string_bytes))
+                .collect();
         }
-        // Already in order: nothing to move.
-        let order = order.filter(|o| !o.is_sorted());
-        if let Some(order) = order {
-            match self.lay_out(&columns, Some(order)) {
-                Ok(batch) => return Ok(batch),
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    "cannot lay out decoded events in order; the writer sorts them"
-                ),
+        // Functions by name.
+        let mut names: Vec<(&str, u32)> = self
+            .function_ids
+            .iter()
+            .map(|(name, &id)| (&**name, id))
+            .collect();
+        names.sort_unstable();
+        if sorted {
+            let mut rank_of = vec![0u32; names.len()];
+            for (rank, &(_, id)) in names.iter().enumerate() {
+                rank_of[id as usize] = rank as u32;
+            }
+            let mut keys: Vec<RowKey> = (0..self.types.len())
+                .map(|i| {
+                    let t = self.times[i];
+                    let rank = rank_of.get(self.functions[i] as usize).copied();
+                    (t.div_euclid(DAY_US), rank.unwrap_or(u32::MAX), t, i as u32)
+                })
+                .collect();
+            // Already in order: nothing to move.
+            if !keys.is_sorted() {
+                keys.sort_unstable();
+                let order: Vec<u32> = keys.iter().map(|k| k.3).collect();
+                match self.lay_out(&columns, &names, Some(&order)) {
+                    Ok(batch) => return Ok(batch),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "cannot lay out decoded events in order; the writer sorts them"
+                    ),
+                }
             }
         }
-        self.lay_out(&columns, None)
+        self.lay_out(&columns, &names, None)
     }
 
     /// The batch of the finished `columns` (each type's own columns holding
-    /// only the rows of that type), in `order` or as appended.
+    /// only the rows of that type; no sort-key columns), in `order` (row `k`
+    /// of the batch is the `order[k]`-th row appended) or as appended.
     fn lay_out(
         &self,
-        columns: &[ArrayRef],
+        columns: &[Option<ArrayRef>],
+        names: &[(&str, u32)],
         order: Option<&[u32]>,
     ) -> Result<RecordBatch, arrow::error::ArrowError> {
         use arrow::array::UInt32Array;
         use arrow::compute::take;
+        use arrow::error::ArrowError;
         let n = self.types.len();
         let types = EventType::ALL.len();
+        let identity: Vec<u32>;
+        let rows: &[u32] = match order {
+            Some(order) => order,
+            None => {
+                identity = (0..n as u32).collect();
+                &identity
+            }
+        };
+        if rows.len() != n {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "an order of {} rows for {n} rows",
+                rows.len()
+            )));
+        }
         // Batch rows of each type, and (when reordering) which row of the
         // type's own columns goes to each of them.
         let mut positions: Vec<Vec<usize>> = vec![Vec::new(); types];
         let mut sources: Vec<Vec<u32>> = vec![Vec::new(); types];
-        let common_order = match order {
-            Some(order) => {
-                if order.len() != n {
-                    return Err(arrow::error::ArrowError::InvalidArgumentError(format!(
-                        "an order of {} rows for {n} rows",
-                        order.len()
-                    )));
-                }
-                let mut seen = [0u32; EventType::ALL.len()];
-                let index_in_type: Vec<u32> = self
-                    .types
-                    .iter()
-                    .map(|&t| {
-                        let i = seen[t as usize];
-                        seen[t as usize] += 1;
-                        i
-                    })
-                    .collect();
-                for (k, &i) in order.iter().enumerate() {
-                    let i = i as usize;
-                    let t = *self.types.get(i).ok_or_else(|| {
-                        arrow::error::ArrowError::InvalidArgumentError(format!(
-                            "row {i} of the order is not one of the {n} rows"
-                        ))
-                    })? as usize;
-                    positions[t].push(k);
-                    sources[t].push(index_in_type[i]);
-                }
-                Some(UInt32Array::from(order.to_vec()))
-            }
-            None => {
-                for (i, &t) in self.types.iter().enumerate() {
-                    positions[t as usize].push(i);
-                }
-                None
-            }
-        };
+        let mut seen = [0u32; EventType::ALL.len()];
+        let index_in_type: Vec<u32> = self
+            .types
+            .iter()
+            .map(|&t| {
+                let i = seen[t as usize];
+                seen[t as usize] += 1;
+                i
+            })
+            .collect();
+        for (k, &i) in rows.iter().enumerate() {
+            let i = i as usize;
+            let t = *self.types.get(i).ok_or_else(|| {
+                ArrowError::InvalidArgumentError(format!(
+                    "row {i} of the order is not one of the {n} rows"
+                ))
+            })? as usize;
+            positions[t].push(k);
+            sources[t].push(index_in_type[i]);
+        }
+        let common_order = order.map(|o| UInt32Array::from(o.to_vec()));
         let sources: Vec<UInt32Array> = sources.into_iter().map(UInt32Array::from).collect();
+        // The sort-key columns, written out in order.
+        let mut name_of = vec![""; names.len()];
+        for &(name, id) in names {
+            name_of[id as usize] = name;
+        }
+        let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut type_ = StringBuilder::with_capacity(n, n * 8);
+        let mut function = StringBuilder::with_capacity(n, n * 16);
+        let mut date = StringBuilder::with_capacity(n, n * 10);
+        let mut ingested_at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut last_day: Option<(i64, String)> = None;
+        for &i in rows {
+            let i = i as usize;
+            let t = self.times[i];
+            time.append_value(t);
+            type_.append_value(EventType::ALL[self.types[i] as usize].as_str());
+            function.append_value(
+                name_of
+                    .get(self.functions[i] as usize)
+                    .copied()
+                    .unwrap_or(""),
+            );
+            let day = t.div_euclid(DAY_US);
+            match &last_day {
+                Some((d, text)) if *d == day => date.append_value(text),
+                _ => {
+                    let text = day_text(day);
+                    date.append_value(&text);
+                    last_day = Some((day, text));
+                }
+            }
+            ingested_at.append_value(self.ingested_at_us);
+        }
+        let mut keys: [Option<ArrayRef>; 5] = [
+            Some(Arc::new(time.finish())),
+            Some(Arc::new(type_.finish())),
+            Some(Arc::new(function.finish())),
+            Some(Arc::new(ingested_at.finish())),
+            Some(Arc::new(date.finish())),
+        ];
         let schema = events_schema();
         let mut cols = Vec::with_capacity(COLUMN_GROUPS.len());
         for (c, &group) in COLUMN_GROUPS.iter().enumerate() {
-            let column = &columns[c];
+            let missing = || ArrowError::InvalidArgumentError(format!("no column {c}"));
+            if group == KEY {
+                let slot = KEY_COLUMNS
+                    .iter()
+                    .position(|&k| k == c)
+                    .ok_or_else(missing)?;
+                cols.push(keys[slot].take().ok_or_else(missing)?);
+                continue;
+            }
+            let column = columns
+                .get(c)
+                .and_then(|c| c.as_ref())
+                .ok_or_else(missing)?;
             if group == COMMON {
                 cols.push(match &common_order {
                     Some(indices) => take(column.as_ref(), indices, None)?,
@@ -488,7 +591,7 @@ impl EventsBuilder {
     pub fn with_capacity(ingested_at_us: i64, rows: usize) -> Self {
         // Every row has the common columns; most other columns are null for most rows.
         Self::sized(ingested_at_us, |c| {
-            let dense = COLUMN_GROUPS[c] == COMMON;
+            let dense = matches!(COLUMN_GROUPS[c], COMMON | KEY);
             (rows, if dense { rows * 16 } else { 0 })
         })
     }
@@ -587,8 +690,6 @@ impl EventsBuilder {
     fn append_groups(&mut self, r: &EventRow<'_>, groups: u16) {
         self.rows += 1;
         if groups & bit(COMMON) != 0 {
-            self.time.append_value(r.time_us);
-            self.function.append_value(&r.function);
             opt_str(&mut self.request_id, &r.request_id);
             opt_str(&mut self.account, &r.account);
             opt_str(&mut self.region, &r.region);
@@ -599,6 +700,10 @@ impl EventsBuilder {
                 Some(e) => self.extra.append_value(e),
                 None => self.extra.append_null(),
             }
+        }
+        if groups & bit(KEY) != 0 {
+            self.time.append_value(r.time_us);
+            self.function.append_value(&r.function);
             self.ingested_at.append_value(self.ingested_at_us);
             self.type_.append_value(r.event_type.as_str());
             let day = r.time_us.div_euclid(86_400_000_000);
@@ -1055,24 +1160,30 @@ mod tests {
         }
         assert_eq!(typed, plain);
 
-        // In a given order (here: reversed, then every third row first), from
-        // a builder sized after a chunk, the rows come out as the plain
-        // builder lays them out when they are appended in that order.
-        let n = rows.len() as u32;
-        let mut order: Vec<u32> = (0..n).rev().collect();
-        order.sort_by_key(|i| i % 3 != 0);
+        // Sorted by (day, function, time), from a builder sized after the
+        // last chunk: the rows come out as the plain builder lays them out
+        // when they are appended in that order.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| {
+            let r = &rows[i];
+            (
+                r.time_us.div_euclid(DAY_US),
+                r.function.clone(),
+                r.time_us,
+                i,
+            )
+        });
+        assert!(!order.is_sorted(), "the sample is not already in order");
         let mut shape = ChunkShape::default();
         for round in 0..2 {
             let mut typed = TypedEventsBuilder::with_shape(7, &shape);
             for r in &rows {
                 typed.append(r);
             }
-            let typed = typed
-                .finish_in_order(Some(&order), Some(&mut shape))
-                .expect("ordered batch");
+            let typed = typed.finish_sorted(Some(&mut shape)).expect("sorted batch");
             let mut plain = EventsBuilder::new(7);
             for &i in &order {
-                plain.append(&rows[i as usize]);
+                plain.append(&rows[i]);
             }
             assert_eq!(typed, plain.finish(), "round {round}");
         }
@@ -1090,19 +1201,6 @@ mod tests {
             .map(str::len)
             .sum();
         assert_eq!(shape.bytes[event], event_bytes);
-        // An order that is not a permutation of the rows is refused, and the
-        // rows come out as appended.
-        let mut typed = TypedEventsBuilder::with_capacity(7, 0);
-        for r in &rows {
-            typed.append(r);
-        }
-        let bad: Vec<u32> = (0..n).map(|i| if i == 0 { n + 5 } else { n - i }).collect();
-        let as_appended = typed.finish_in_order(Some(&bad), None).expect("batch");
-        let mut plain = EventsBuilder::new(7);
-        for r in &rows {
-            plain.append(r);
-        }
-        assert_eq!(as_appended, plain.finish());
     }
 
     #[test]
@@ -1121,7 +1219,17 @@ mod tests {
         assert_eq!(group("code_sha256"), CFG);
         assert_eq!(group("log_stream"), LOG);
         assert_eq!(group("extra"), COMMON);
-        assert_eq!(group("date"), COMMON);
+        for (slot, &c) in KEY_COLUMNS.iter().enumerate() {
+            assert_eq!(COLUMN_GROUPS[c], KEY, "key column {slot}");
+        }
+        let keys = ["time", "type", "function", "ingested_at", "date"];
+        for (slot, name) in keys.iter().enumerate() {
+            assert_eq!(KEY_COLUMNS[slot], schema.index_of(name).expect(name));
+        }
+        assert_eq!(
+            COLUMN_GROUPS.iter().filter(|&&g| g == KEY).count(),
+            keys.len()
+        );
     }
 
     #[test]

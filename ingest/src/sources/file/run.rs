@@ -524,7 +524,7 @@ fn decode_worker(
                 // function, time) order at the end of the chunk, so the
                 // writer only merges sorted chunks; every other line takes
                 // the general decoder.
-                let mut native = SortedChunk::new(ingested_at, &shape);
+                let mut native = TypedEventsBuilder::with_shape(ingested_at, &shape);
                 let mut line = first_line;
                 let mut pos = Position::file(displays[file].clone(), line);
                 let mut rest: &[u8] = &data;
@@ -545,7 +545,7 @@ fn decode_worker(
                             match parse_native_into(text, &mut row) {
                                 Ok(()) => {
                                     sink.counts.events[row.event_type.index()] += 1;
-                                    native.push(&row);
+                                    native.append(&row);
                                 }
                                 Err(e) => sink.dead_letter(native_dead_letter(e, &pos, text)),
                             }
@@ -554,7 +554,7 @@ fn decode_worker(
                     }
                     line += 1;
                 }
-                let mut batches = match native.finish(&mut shape) {
+                let mut batches = match native.finish_sorted(Some(&mut shape)) {
                     Ok(batch) => vec![batch],
                     Err(e) => {
                         // Not expected: the builders and the schema are defined together.
@@ -663,67 +663,4 @@ fn plain_native_line<'a>(
         return None;
     }
     simdutf8::basic::from_utf8(line).ok()
-}
-
-/// The native events of one chunk: their columns, in the order they were
-/// read, and the sort key of each.
-struct SortedChunk {
-    typed: TypedEventsBuilder,
-    /// (day, function id, time, row) of every row.
-    keys: Vec<(i64, u32, i64, u32)>,
-    /// Function ids in order of appearance (one hash per row); ranked by
-    /// name at the end, so the sort compares integers.
-    ids: foldhash::HashMap<Box<str>, u32>,
-}
-
-impl SortedChunk {
-    /// A chunk with room for one like `shape` (the decoder's last chunk).
-    fn new(ingested_at: i64, shape: &ChunkShape) -> Self {
-        let typed = TypedEventsBuilder::with_shape(ingested_at, shape);
-        SortedChunk {
-            keys: Vec::with_capacity(typed.capacity()),
-            typed,
-            ids: foldhash::HashMap::default(),
-        }
-    }
-
-    fn push(&mut self, row: &EventRow<'_>) {
-        let next = self.ids.len() as u32;
-        let id = match self.ids.get(row.function.as_ref()) {
-            Some(&id) => id,
-            None => {
-                self.ids.insert(row.function.as_ref().into(), next);
-                next
-            }
-        };
-        let n = self.keys.len() as u32;
-        self.keys
-            .push((row.time_us.div_euclid(86_400_000_000), id, row.time_us, n));
-        self.typed.append(row);
-    }
-
-    /// The rows as one `events` batch in (day, function, time) order;
-    /// `shape` is set to this chunk's.
-    fn finish(
-        self,
-        shape: &mut ChunkShape,
-    ) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-        let SortedChunk {
-            typed,
-            mut keys,
-            ids,
-        } = self;
-        let mut names: Vec<(&str, u32)> = ids.iter().map(|(name, &id)| (&**name, id)).collect();
-        names.sort_unstable();
-        let mut rank_of = vec![0u32; names.len()];
-        for (rank, &(_, id)) in names.iter().enumerate() {
-            rank_of[id as usize] = rank as u32;
-        }
-        for key in &mut keys {
-            key.1 = rank_of[key.1 as usize];
-        }
-        keys.sort_unstable();
-        let order: Vec<u32> = keys.iter().map(|k| k.3).collect();
-        typed.finish_in_order(Some(&order), Some(shape))
-    }
 }
