@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{IngestError, Result};
 
@@ -214,7 +214,8 @@ pub(crate) struct Resume {
 
 const OVERSIZED_PREFIX: usize = 4096;
 
-/// Reads one file and sends its chunks. Returns false when the receivers hung up.
+/// Reads one file and sends its chunks, in buffers taken from `spare` when
+/// there are any. Returns false when the receivers hung up.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn read_file(
     file_idx: usize,
@@ -225,7 +226,17 @@ pub(crate) fn read_file(
     seq: &mut u64,
     bytes_read: &AtomicU64,
     tx: &Sender<Work>,
+    spare: &Receiver<Vec<u8>>,
 ) -> bool {
+    // A chunk buffer the decoders are done with, or a new one: buffers are
+    // reused rather than fresh memory faulted in for every chunk.
+    let buffer = || match spare.try_recv() {
+        Ok(mut b) => {
+            b.clear();
+            b
+        }
+        Err(_) => Vec::with_capacity(chunk_bytes + 64 * 1024),
+    };
     let mut next_seq = || {
         let s = *seq;
         *seq += 1;
@@ -263,7 +274,7 @@ pub(crate) fn read_file(
     let mut block = vec![0u8; 1024 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut oversized: Option<(Vec<u8>, u64)> = None;
-    let mut chunk: Vec<u8> = Vec::with_capacity(chunk_bytes + 64 * 1024);
+    let mut chunk: Vec<u8> = buffer();
     let mut chunk_first = 0u64;
     let mut line_no = 0u64;
     let mut error = None;
@@ -271,8 +282,7 @@ pub(crate) fn read_file(
     macro_rules! send_chunk {
         () => {
             if !chunk.is_empty() {
-                let data =
-                    std::mem::replace(&mut chunk, Vec::with_capacity(chunk_bytes + 64 * 1024));
+                let data = std::mem::replace(&mut chunk, buffer());
                 if tx
                     .send(Work::Lines {
                         seq: next_seq(),

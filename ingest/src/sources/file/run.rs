@@ -251,6 +251,8 @@ pub async fn ingest_files(
     };
     let chunk_bytes = cfg.chunk_bytes.max(4096);
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(threads * 2);
+    // Chunk buffers the decoders hand back to the reader.
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(threads * 2 + 2);
     // Room for about one sorted run of decoded chunks, so decoders keep going
     // while the writer sorts and encodes the previous run.
     let depth = (cfg.run_rows * 350 / chunk_bytes).clamp(threads * 2, 64);
@@ -277,6 +279,7 @@ pub async fn ingest_files(
                     &mut seq,
                     &reader_progress.bytes_read,
                     &work_tx,
+                    &spare_rx,
                 ) {
                     break;
                 }
@@ -293,14 +296,16 @@ pub async fn ingest_files(
         let rx = work_rx.clone();
         let tx = out_tx.clone();
         let displays = displays.clone();
+        let spare = spare_tx.clone();
         let limits = cfg.limits;
         let h = std::thread::Builder::new()
             .name(format!("fnwatch-decode-{t}"))
-            .spawn(move || decode_worker(rx, tx, displays, limits, ingested_at))
+            .spawn(move || decode_worker(rx, tx, spare, displays, limits, ingested_at))
             .map_err(|e| IngestError::Internal(format!("cannot start decoder thread: {e}")))?;
         decoders.push(h);
     }
     drop(work_rx);
+    drop(spare_tx);
     drop(out_tx);
 
     // Writer: puts outputs in order, sorts runs, commits with positions.
@@ -494,6 +499,7 @@ impl Flush {
 fn decode_worker(
     rx: crossbeam_channel::Receiver<Work>,
     tx: tokio::sync::mpsc::Sender<Output>,
+    spare: crossbeam_channel::Sender<Vec<u8>>,
     displays: Arc<Vec<Arc<str>>>,
     limits: crate::decode::Limits,
     ingested_at: i64,
@@ -554,6 +560,8 @@ fn decode_worker(
                     }
                     line += 1;
                 }
+                // Everything decoded is copied out of the chunk by now.
+                let _ = spare.try_send(data);
                 let mut batches = match native.finish_sorted(Some(&mut shape)) {
                     Ok(batch) => vec![batch],
                     Err(e) => {
