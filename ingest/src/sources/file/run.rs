@@ -253,8 +253,8 @@ pub async fn ingest_files(
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Work>(threads * 2);
     // Chunk buffers the decoders hand back to the reader.
     let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(threads * 2 + 2);
-    // Room for about one sorted run of decoded chunks, so decoders keep going
-    // while the writer sorts and encodes the previous run.
+    // Room for about one run of decoded chunks (at least two chunks per
+    // decoder), so decoders keep going while the lanes encode.
     let depth = (cfg.run_rows * 350 / chunk_bytes).clamp(threads * 2, 64);
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Output>(depth);
 
