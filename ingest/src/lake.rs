@@ -19,7 +19,7 @@ use deltalake::logstore::object_store::path::Path as ObjPath;
 use deltalake::logstore::object_store::{
     Error as ObjectStoreError, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 };
-use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -675,9 +675,6 @@ fn writer_properties(o: &WriteOptions, table: &str) -> Result<WriterProperties> 
         b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
     }
     if table == EVENTS {
-        // Sorted by function, then time: within a function's stretch the
-        // times rise, so their deltas pack small (2% smaller files).
-        b = b.set_column_encoding(ColumnPath::from("time"), Encoding::DELTA_BINARY_PACKED);
         b = b.set_statistics_enabled(EnabledStatistics::None);
         for col in STATISTICS_COLUMNS {
             b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::Page);

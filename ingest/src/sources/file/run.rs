@@ -255,7 +255,9 @@ pub async fn ingest_files(
     let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(threads * 2 + 2);
     // Room for about one run of decoded chunks (at least two chunks per
     // decoder), so decoders keep going while the lanes encode.
-    let depth = (cfg.run_rows * 350 / chunk_bytes).clamp(threads * 2, 64);
+    let depth = (cfg.run_rows.saturating_mul(350) / chunk_bytes)
+        .min(64)
+        .max(threads * 2);
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Output>(depth);
 
     // Reader.
@@ -574,6 +576,8 @@ fn decode_worker(
                         if tx.blocking_send(Output::Failed { seq, error }).is_err() {
                             return;
                         }
+                        // The run stops at this chunk; nothing of it goes on.
+                        sink = BatchSink::new(ingested_at);
                         continue;
                     }
                 };
