@@ -530,8 +530,8 @@ fn decode_worker(
                 // parsed one at a time into a row borrowing from the chunk,
                 // appended to the columns at once, and laid out in (day,
                 // function, time) order at the end of the chunk, so the
-                // writer only merges sorted chunks; every other line takes
-                // the general decoder.
+                // chunk can be written as a sorted run as it is; every other
+                // line takes the general decoder.
                 let mut native = TypedEventsBuilder::with_shape(ingested_at, &shape);
                 let mut line = first_line;
                 let mut pos = Position::file(displays[file].clone(), line);
