@@ -151,6 +151,8 @@ pub struct Lake {
     store: ObjectStoreRef,
     pub events: DeltaTable,
     pub dead_letters: DeltaTable,
+    /// Layout version in the lake's marker.
+    format_version: u32,
 }
 
 impl std::fmt::Debug for Lake {
@@ -301,7 +303,7 @@ impl Lake {
             });
         }
         let store = location.store()?;
-        read_marker(store.as_ref(), spec).await?;
+        let marker = read_marker(store.as_ref(), spec).await?;
         let events = open_table(&location, spec, EVENTS).await?;
         let dead_letters = open_table(&location, spec, DEAD_LETTERS).await?;
         Ok(Lake {
@@ -310,7 +312,14 @@ impl Lake {
             store,
             events,
             dead_letters,
+            format_version: marker.version,
         })
+    }
+
+    /// Whether every file ingest into this lake recorded its files' probes
+    /// (lakes created by builds of layout version 2 and later).
+    pub fn records_file_probes(&self) -> bool {
+        self.format_version >= 2
     }
 
     /// Opens a lake, creating it when the location does not exist or is empty.

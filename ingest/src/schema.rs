@@ -13,7 +13,13 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Version of the lake layout this build writes and reads.
-pub const LAKE_FORMAT_VERSION: u32 = 1;
+///
+/// 2: every file ingest commit also records each file's probe (size and
+/// ends, see `fnwatch-probe:` application transactions), so a file the lake
+/// has never seen is hashed while it is read. A build that knows only 1 would
+/// not record probes, so it must not write to a version-2 lake; this build
+/// reads and writes version-1 lakes, hashing every file before reading it.
+pub const LAKE_FORMAT_VERSION: u32 = 2;
 
 /// Partition columns of the `events` table, in order.
 pub const EVENTS_PARTITIONS: [&str; 1] = ["date"];

@@ -263,8 +263,10 @@ fn a_lake_from_a_newer_version() {
     );
     ingest(&lake, &[&file]);
     let marker = lake.join("_fnwatch.json");
-    let text = std::fs::read_to_string(&marker).expect("marker");
-    std::fs::write(&marker, text.replace("\"version\": 1", "\"version\": 99")).expect("write");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&marker).expect("marker")).expect("json");
+    m["version"] = 99.into();
+    std::fs::write(&marker, m.to_string()).expect("write");
     let run = fnwatch(&["sql", "--lake", lake.to_str().unwrap(), "SELECT 1"]);
     assert_eq!(run.code, 2);
     assert!(

@@ -282,6 +282,83 @@ fn the_same_file_twice_adds_nothing() {
     );
 }
 
+/// Three files that share size and ends, and so the probe a file is first
+/// known by: `b` differs from `a` in one byte in the middle, `a2` is `a`.
+fn look_alike_files(dir: &Path) -> [std::path::PathBuf; 3] {
+    let mut text = String::new();
+    for i in 0..3000 {
+        text.push_str(&dns_line("f", &format!("r{i:05}"), "a.example.com"));
+        text.push('\n');
+    }
+    assert!(
+        text.len() > 4 * 64 * 1024,
+        "the middle is outside the probe"
+    );
+    let mid = text.len() / 2;
+    let at = mid + text[mid..].find("a.example.com").expect("a query");
+    let mut changed = text.clone();
+    changed.replace_range(at..at + 1, "b");
+    [
+        write(dir, "a.jsonl", text.as_bytes()),
+        write(dir, "b.jsonl", changed.as_bytes()),
+        write(dir, "a2.jsonl", text.as_bytes()),
+    ]
+}
+
+#[test]
+fn files_alike_at_both_ends_are_still_told_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, a2] = look_alike_files(dir.path());
+    let lake = dir.path().join("lake");
+    ingest(&lake, &[&a]);
+    let r = ingest(&lake, &[&b]);
+    assert!(r.stdout.contains("ingested 1 file"), "{}", r.stdout);
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), 6000);
+    assert_eq!(
+        count(
+            &lake,
+            "SELECT count(*) FROM dns WHERE query = 'b.example.com'"
+        ),
+        1
+    );
+    let again = ingest(&lake, &[&b, &a2]);
+    assert!(
+        again.stdout.contains("already in the lake") && !again.stdout.contains("ingested 1"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), 6000);
+
+    // All three at once into a new lake: two files, the copy is a duplicate.
+    let fresh = dir.path().join("fresh");
+    let r = ingest(&fresh, &[&a, &b, &a2]);
+    assert!(r.stdout.contains("ingested 2 files"), "{}", r.stdout);
+    assert_eq!(count(&fresh, "SELECT count(*) FROM events"), 6000);
+}
+
+#[test]
+fn a_lake_of_layout_version_1_is_still_written_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, _] = look_alike_files(dir.path());
+    let lake = dir.path().join("lake");
+    ingest(&lake, &[&a]);
+    let marker = lake.join("_fnwatch.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&marker).expect("marker")).expect("json");
+    assert_eq!(m["version"], 2, "{m}");
+    // Version 1 lakes may hold files ingested without a probe: every file is
+    // then hashed before it is read.
+    m["version"] = 1.into();
+    std::fs::write(&marker, m.to_string()).expect("write");
+    let r = ingest(&lake, &[&b, &a]);
+    assert!(
+        r.stdout.contains("ingested 1 file") && r.stdout.contains("already in the lake"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), 6000);
+}
+
 #[test]
 fn stdin_is_an_input() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -171,6 +171,41 @@ pub(crate) fn hash_file(path: &Path) -> Result<String> {
 /// Bytes read and hashed at a time by [`hash_file`].
 pub(crate) const HASH_BLOCK: usize = 4 * 1024 * 1024;
 
+/// Bytes of each end of a file that go into its probe.
+const PROBE_BYTES: u64 = 64 * 1024;
+
+/// A file's probe: BLAKE3 of its size and its first and last 64 KiB, as hex.
+///
+/// Files with the same bytes have the same probe, so a file whose probe the
+/// lake has never recorded is not in the lake, and its full hash can be taken
+/// while it is read instead of in a pass of its own before.
+pub(crate) fn probe_file(path: &Path) -> Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let err = |source| IngestError::Input {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(err)?;
+    let size = f.metadata().map_err(err)?.len();
+    let mut h = blake3::Hasher::new();
+    h.update(b"fnwatch-probe-1\0");
+    h.update(&size.to_le_bytes());
+    let mut block = Vec::with_capacity(PROBE_BYTES as usize);
+    (&mut f)
+        .take(PROBE_BYTES)
+        .read_to_end(&mut block)
+        .map_err(err)?;
+    h.update(&block);
+    if size > PROBE_BYTES {
+        block.clear();
+        let from = size.saturating_sub(PROBE_BYTES).max(PROBE_BYTES);
+        f.seek(SeekFrom::Start(from)).map_err(err)?;
+        f.take(PROBE_BYTES).read_to_end(&mut block).map_err(err)?;
+        h.update(&block);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
 /// What the reader sends to the decoders, in order (`seq`).
 #[derive(Debug)]
 pub(crate) enum Work {
@@ -197,6 +232,9 @@ pub(crate) enum Work {
         seq: u64,
         file: usize,
         lines: u64,
+        /// BLAKE3 of the file's bytes, when the reader was asked to hash it
+        /// and read it to its end.
+        hash: Option<String>,
         error: Option<String>,
         /// The readable start of the line the error cut off.
         partial: Vec<u8>,
@@ -215,12 +253,14 @@ pub(crate) struct Resume {
 const OVERSIZED_PREFIX: usize = 4096;
 
 /// Reads one file and sends its chunks, in buffers taken from `spare` when
-/// there are any. Returns false when the receivers hung up.
+/// there are any; with `hash`, also takes the BLAKE3 of the bytes it reads.
+/// Returns false when the receivers hung up.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn read_file(
     file_idx: usize,
     input: &InputFile,
     resume: Resume,
+    hash: bool,
     chunk_bytes: usize,
     max_line: usize,
     seq: &mut u64,
@@ -250,22 +290,27 @@ pub(crate) fn read_file(
                     seq: next_seq(),
                     file: file_idx,
                     lines: 0,
+                    hash: None,
                     error: Some(format!("cannot open: {e}")),
                     partial: Vec::new(),
                 })
                 .is_ok();
         }
     };
+    let mut hasher = hash.then(blake3::Hasher::new);
+    let mut at_end = false;
     let counted = CountingReader {
         inner: f,
         count: bytes_read,
+        hasher: hasher.as_mut(),
+        at_end: &mut at_end,
     };
     let mut buffered = BufReader::with_capacity(256 * 1024, counted);
     let gzip = {
         use std::io::BufRead;
         matches!(buffered.fill_buf(), Ok(b) if b.starts_with(&[0x1F, 0x8B]))
     };
-    let mut reader: Box<dyn Read> = if gzip {
+    let mut reader: Box<dyn Read + '_> = if gzip {
         Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
     } else {
         Box::new(buffered)
@@ -381,6 +426,12 @@ pub(crate) fn read_file(
             }
         }
     }
+    // The hash covers the whole file only when the file was read to its end
+    // (a corrupt gzip stream stops reading before it).
+    drop(reader);
+    let hash = hasher
+        .filter(|_| at_end && error.is_none())
+        .map(|h| h.finalize().to_hex().to_string());
     // A last line without a newline is a line; after a read error, what was
     // read of the broken line goes with the file's dead letter instead.
     let mut partial = Vec::new();
@@ -397,21 +448,32 @@ pub(crate) fn read_file(
         seq: next_seq(),
         file: file_idx,
         lines: line_no,
+        hash,
         error,
         partial,
     })
     .is_ok()
 }
 
+/// The file's bytes as read: counted for progress, hashed when asked, and
+/// whether the end was reached.
 struct CountingReader<'a, R> {
     inner: R,
     count: &'a AtomicU64,
+    hasher: Option<&'a mut blake3::Hasher>,
+    at_end: &'a mut bool,
 }
 
 impl<R: Read> Read for CountingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        if n == 0 && !buf.is_empty() {
+            *self.at_end = true;
+        }
         Ok(n)
     }
 }

@@ -9,7 +9,7 @@ use arrow::array::RecordBatch;
 use tracing::{info, warn};
 
 use super::FileSourceConfig;
-use super::reader::{InputFile, Resume, Work, expand_inputs, hash_file, read_file};
+use super::reader::{InputFile, Resume, Work, expand_inputs, hash_file, probe_file, read_file};
 use crate::builder::{BatchSink, ChunkShape, Counts, DeadLettersBuilder, TypedEventsBuilder};
 use crate::decode::native::{native_dead_letter, parse_native_into};
 use crate::decode::{DecodeState, decode_record};
@@ -88,6 +88,10 @@ fn file_done_key(hash: &str) -> String {
     format!("fnwatch-file-done:{hash}")
 }
 
+fn probe_key(probe: &str) -> String {
+    format!("fnwatch-probe:{probe}")
+}
+
 enum Output {
     Decoded {
         seq: u64,
@@ -102,6 +106,7 @@ enum Output {
         seq: u64,
         file: usize,
         lines: u64,
+        hash: Option<String>,
         error: Option<String>,
         partial: Vec<u8>,
     },
@@ -122,7 +127,9 @@ impl Output {
 
 struct Planned {
     input: InputFile,
-    hash: String,
+    /// BLAKE3 of the file; `None` until the reader has read all of a new file.
+    hash: Option<String>,
+    probe: String,
     resume: Resume,
     report_idx: usize,
 }
@@ -157,10 +164,61 @@ pub async fn ingest_files(
         });
     }
 
-    // Plan: hash each file and look up how much of it the lake holds.
+    // Plan. Every file gets a probe (its size and ends). A file whose probe
+    // neither the lake nor another input of this run has is new: it is read
+    // from its first line and hashed on the way. Any other file is hashed
+    // first, and the lake says whether, and from which line, to read it.
+    let mut probed: Vec<(InputFile, String)> = Vec::new();
+    for input in inputs {
+        match probe_file(&input.path) {
+            Ok(probe) => probed.push((input, probe)),
+            Err(e) => report.files.push(FileReport {
+                path: input.display.to_string(),
+                outcome: FileOutcome::Failed(e.to_string()),
+                lines: 0,
+                error: None,
+            }),
+        }
+    }
+    let mut probe_inputs: HashMap<&str, usize> = HashMap::new();
+    for (_, probe) in &probed {
+        *probe_inputs.entry(probe.as_str()).or_default() += 1;
+    }
+    let mut known_probes = Vec::with_capacity(probed.len());
+    for (_, probe) in &probed {
+        let known = probe_inputs.get(probe.as_str()).copied().unwrap_or(0) > 1
+            || (!cfg.force
+                && (!lake.records_file_probes()
+                    || lake.txn_version(EVENTS, &probe_key(probe)).await?.is_some()
+                    || lake
+                        .txn_version(DEAD_LETTERS, &probe_key(probe))
+                        .await?
+                        .is_some()));
+        known_probes.push(known);
+    }
     let mut planned: Vec<Planned> = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
-    for input in inputs {
+    for ((input, probe), known) in probed.into_iter().zip(known_probes) {
+        let fresh = Resume {
+            skip_through: 0,
+            suppress_dead_through: 0,
+        };
+        if !known {
+            planned.push(Planned {
+                report_idx: report.files.len(),
+                input: input.clone(),
+                hash: None,
+                probe,
+                resume: fresh,
+            });
+            report.files.push(FileReport {
+                path: input.display.to_string(),
+                outcome: FileOutcome::Ingested,
+                lines: 0,
+                error: None,
+            });
+            continue;
+        }
         let hash = match hash_file(&input.path) {
             Ok(h) => h,
             Err(e) => {
@@ -184,10 +242,7 @@ pub async fn ingest_files(
             continue;
         }
         seen.insert(hash.clone(), input.display.to_string());
-        let mut resume = Resume {
-            skip_through: 0,
-            suppress_dead_through: 0,
-        };
+        let mut resume = fresh;
         let mut outcome = FileOutcome::Ingested;
         if !cfg.force {
             if let Some(lines) = lake.txn_version(EVENTS, &file_done_key(&hash)).await? {
@@ -225,7 +280,8 @@ pub async fn ingest_files(
         });
         planned.push(Planned {
             input,
-            hash,
+            hash: Some(hash),
+            probe,
             resume,
             report_idx,
         });
@@ -261,9 +317,9 @@ pub async fn ingest_files(
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Output>(depth);
 
     // Reader.
-    let reader_files: Vec<(InputFile, Resume)> = planned
+    let reader_files: Vec<(InputFile, Resume, bool)> = planned
         .iter()
-        .map(|p| (p.input.clone(), p.resume))
+        .map(|p| (p.input.clone(), p.resume, p.hash.is_none()))
         .collect();
     let max_line = cfg.limits.max_record_bytes;
     let reader_progress = progress.clone();
@@ -271,11 +327,12 @@ pub async fn ingest_files(
         .name("fnwatch-read".into())
         .spawn(move || {
             let mut seq = 0u64;
-            for (i, (input, resume)) in reader_files.iter().enumerate() {
+            for (i, (input, resume, hash)) in reader_files.iter().enumerate() {
                 if !read_file(
                     i,
                     input,
                     *resume,
+                    *hash,
                     chunk_bytes,
                     max_line,
                     &mut seq,
@@ -361,11 +418,15 @@ pub async fn ingest_files(
                 Output::FileEnd {
                     file,
                     lines,
+                    hash,
                     error,
                     partial,
                     ..
                 } => {
-                    let p = &planned[file];
+                    let p = &mut planned[file];
+                    if p.hash.is_none() {
+                        p.hash = hash;
+                    }
                     let error = error.map(|e| format!("cannot be read past line {lines}: {e}"));
                     if let Some(err) = &error {
                         info!(file = %p.input.display, error = %err, "input ended early");
@@ -400,7 +461,10 @@ pub async fn ingest_files(
                     break 'outer;
                 }
                 if flush.pool.buffered_bytes() >= cfg.commit_bytes {
-                    if let Err(e) = flush.commit(lake, &planned, &mut report, &progress).await {
+                    if let Err(e) = flush
+                        .commit(lake, &mut planned, &mut report, &progress)
+                        .await
+                    {
                         result = Err(e);
                         break 'outer;
                     }
@@ -427,7 +491,9 @@ pub async fn ingest_files(
     }
     flush.pool.submit(run).await?;
     if !flush.positions.is_empty() || !flush.dead.is_empty() {
-        flush.commit(lake, &planned, &mut report, &progress).await?;
+        flush
+            .commit(lake, &mut planned, &mut report, &progress)
+            .await?;
     }
     report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
@@ -466,7 +532,7 @@ impl Flush {
     async fn commit(
         &mut self,
         lake: &mut Lake,
-        planned: &[Planned],
+        planned: &mut [Planned],
         report: &mut IngestReport,
         progress: &IngestProgress,
     ) -> Result<()> {
@@ -474,11 +540,29 @@ impl Flush {
             self.writer.write_dead_letters(self.dead.finish()).await?;
         }
         let mut txns: Vec<(String, i64)> = Vec::new();
-        for (file, lines) in self.positions.drain() {
-            txns.push((file_key(&planned[file].hash), lines as i64));
+        for (&file, &lines) in &self.done {
+            self.positions.entry(file).or_insert(lines);
         }
-        for (file, lines) in self.done.drain() {
-            txns.push((file_done_key(&planned[file].hash), lines as i64));
+        for (file, lines) in self.positions.drain() {
+            let p = &mut planned[file];
+            let hash = match &p.hash {
+                Some(h) => h.clone(),
+                None => {
+                    // A new file the reader has not read to its end (a commit
+                    // part-way through it, or a read error): hash it now.
+                    let path = p.input.path.clone();
+                    let h = tokio::task::spawn_blocking(move || hash_file(&path))
+                        .await
+                        .map_err(|e| IngestError::Internal(format!("hashing a file: {e}")))??;
+                    p.hash = Some(h.clone());
+                    h
+                }
+            };
+            txns.push((file_key(&hash), lines as i64));
+            txns.push((probe_key(&p.probe), lines as i64));
+            if let Some(done) = self.done.remove(&file) {
+                txns.push((file_done_key(&hash), done as i64));
+            }
         }
         let mut meta = serde_json::Map::new();
         meta.insert("fnwatch.operation".into(), "ingest-files".into());
@@ -642,12 +726,14 @@ fn decode_worker(
                 seq,
                 file,
                 lines,
+                hash,
                 error,
                 partial,
             } => Output::FileEnd {
                 seq,
                 file,
                 lines,
+                hash,
                 error,
                 partial,
             },

@@ -26,3 +26,111 @@ mod hashing {
         assert!(e.to_string().contains("missing"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod reading {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::super::reader::{InputFile, Resume, Work, hash_file, probe_file, read_file};
+
+    /// What the reader reports at the end of `path`: its hash, if it took one.
+    fn read_hash(path: &std::path::Path) -> Option<String> {
+        let input = InputFile {
+            display: Arc::from(path.display().to_string()),
+            path: path.to_path_buf(),
+            size: std::fs::metadata(path).expect("metadata").len(),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_spare_tx, spare_rx) = crossbeam_channel::unbounded();
+        let resume = Resume {
+            skip_through: 0,
+            suppress_dead_through: 0,
+        };
+        let mut seq = 0;
+        let read = AtomicU64::new(0);
+        assert!(read_file(
+            0,
+            &input,
+            resume,
+            true,
+            4096,
+            1 << 20,
+            &mut seq,
+            &read,
+            &tx,
+            &spare_rx
+        ));
+        drop(tx);
+        let mut end = None;
+        for w in rx {
+            if let Work::FileEnd { hash, .. } = w {
+                end = Some(hash);
+            }
+        }
+        end.expect("the reader ends every file")
+    }
+
+    /// The reader's hash of a new file is the one `hash_file` takes, for plain
+    /// and gzip files; a gzip stream cut short leaves it to `hash_file`.
+    #[test]
+    fn the_reader_hashes_what_it_reads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text: String = (0..20_000)
+            .map(|i| format!("{{\"type\":\"dns\",\"n\":{i}}}\n"))
+            .collect();
+        let plain = dir.path().join("plain.jsonl");
+        std::fs::write(&plain, &text).expect("write");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let gzip = dir.path().join("z.jsonl.gz");
+        std::fs::write(&gzip, &gz).expect("write");
+        let cut = dir.path().join("cut.jsonl.gz");
+        std::fs::write(&cut, &gz[..gz.len() / 2]).expect("write");
+        for path in [&plain, &gzip] {
+            assert_eq!(
+                read_hash(path),
+                Some(hash_file(path).expect("hash")),
+                "{}",
+                path.display()
+            );
+        }
+        assert_eq!(read_hash(&cut), None);
+    }
+
+    /// The probe changes with the size and with either end of a file, not
+    /// with its middle; short files are all ends.
+    #[test]
+    fn the_probe_covers_size_and_ends() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let probe = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).expect("write");
+            probe_file(&p).expect("probe")
+        };
+        let base: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+        let p0 = probe("base", &base);
+        assert_eq!(p0, probe("copy", &base));
+        let mut head = base.clone();
+        head[10] ^= 1;
+        let mut tail = base.clone();
+        tail[399_990] ^= 1;
+        let mut middle = base.clone();
+        middle[200_000] ^= 1;
+        assert_ne!(p0, probe("head", &head));
+        assert_ne!(p0, probe("tail", &tail));
+        assert_ne!(p0, probe("longer", &[&base[..], b"x"].concat()));
+        assert_eq!(p0, probe("middle", &middle), "the middle is not probed");
+        for len in [0usize, 1, 65_536, 65_537, 131_072, 131_073] {
+            let short = &base[..len];
+            let mut changed = short.to_vec();
+            if let Some(b) = changed.last_mut() {
+                *b ^= 1;
+                assert_ne!(probe("s1", short), probe("s2", &changed), "{len}");
+            }
+        }
+        assert!(probe_file(&dir.path().join("missing")).is_err());
+    }
+}
