@@ -95,3 +95,48 @@ fn every_file_shape_lands_in_the_lake() {
     );
     assert_eq!(count(&lake, "SELECT count(*) FROM dns"), 2);
 }
+
+/// A top-level `messageType` makes a line a CloudWatch Logs payload, even when
+/// it also looks like a native event; the same word anywhere else does not.
+#[test]
+fn message_type_decides_cloudwatch_only_at_the_top_level() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let native = dns_line("orders-api", "r1", "a.example.com");
+    let top = native.replacen('{', r#"{"messageType":"DATA_MESSAGE","#, 1);
+    let nested = invocation_line("orders-api", "r2").replacen(
+        '{',
+        r#"{"custom":{"messageType":"DATA_MESSAGE"},"#,
+        1,
+    );
+    let text = format!("{native}\n{top}\n{nested}\n{CW_PAYLOAD}\n");
+    let file = write(dir.path(), "mixed.jsonl", text.as_bytes());
+    let lake = dir.path().join("lake");
+    let run = ingest(&lake, &[&file]);
+    assert!(run.stdout.contains("1 dead letters"), "{}", run.stdout);
+    let dead = query(&lake, "SELECT position, reason FROM dead_letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0]["position"].as_str().unwrap_or("").ends_with(":2"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("logGroup"),
+        "{dead:?}"
+    );
+    assert_eq!(count(&lake, "SELECT count(*) FROM dns"), 2);
+    let extra = query(
+        &lake,
+        "SELECT extra FROM invocations WHERE request_id = 'r2'",
+    );
+    assert_eq!(extra.len(), 1, "{extra:?}");
+    assert!(
+        extra[0]["extra"]
+            .as_str()
+            .unwrap_or("")
+            .contains("messageType"),
+        "{extra:?}"
+    );
+}

@@ -631,10 +631,25 @@ fn decode_worker(
                         l = l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l);
                     }
                     pos.set_line(line);
-                    match plain_native_line(l, &limits, &cloudwatch_marker) {
+                    match plain_native_line(l, &limits) {
                         Some(text) => {
                             let mut row = EventRow::new(EventType::Log, 0, "");
+                            // A CloudWatch Logs payload has a top-level
+                            // `messageType`, which would be an unknown key
+                            // (in `extra`) or make the event invalid: only
+                            // then is the line looked at again.
                             match parse_native_into(text, &mut row) {
+                                Ok(())
+                                    if !row.extra.as_deref().is_some_and(|e| {
+                                        cloudwatch_marker.find(e.as_bytes()).is_some()
+                                    }) =>
+                                {
+                                    sink.counts.events[row.event_type.index()] += 1;
+                                    native.append(&row);
+                                }
+                                _ if cloudwatch_marker.find(l).is_some() => {
+                                    decode_record(l, &pos, &mut state, &mut sink)
+                                }
                                 Ok(()) => {
                                     sink.counts.events[row.event_type.index()] += 1;
                                     native.append(&row);
@@ -744,20 +759,13 @@ fn decode_worker(
     }
 }
 
-/// The text of a line that can only be one native event: a JSON object
-/// starting right at the line's start, within the record size limit, valid
-/// UTF-8 and without CloudWatch Logs' `messageType` key: what
-/// [`decode_record`] would hand to the native decoder too. Anything else
-/// (gzip, KPL, arrays, CloudWatch payloads, bad bytes) goes through it.
-fn plain_native_line<'a>(
-    line: &'a [u8],
-    limits: &crate::decode::Limits,
-    cloudwatch_marker: &memchr::memmem::Finder<'_>,
-) -> Option<&'a str> {
+/// The text of a line that is one native event unless it holds CloudWatch
+/// Logs' `messageType` key: a JSON object starting right at the line's
+/// start, within the record size limit, valid UTF-8. The caller hands a line
+/// with that key to [`decode_record`], as anything else (gzip, KPL, arrays,
+/// bad bytes) goes there.
+fn plain_native_line<'a>(line: &'a [u8], limits: &crate::decode::Limits) -> Option<&'a str> {
     if line.first() != Some(&b'{') || line.len() > limits.max_record_bytes {
-        return None;
-    }
-    if cloudwatch_marker.find(line).is_some() {
         return None;
     }
     simdutf8::basic::from_utf8(line).ok()
