@@ -381,6 +381,15 @@ fn stdin_is_an_input() {
     )
     .ok();
     assert!(r.stdout.contains("already in the lake"), "{}", r.stdout);
+    // Standard input is read once: a second `-` is an input that cannot be read.
+    let other = format!("{}\n", dns_line("f", "r2", "b.example.com"));
+    let r = fnwatch_stdin(
+        &["ingest", "--lake", lake.to_str().unwrap(), "-", "-"],
+        other.as_bytes(),
+    )
+    .ok();
+    assert!(r.stdout.contains("given more than once"), "{}", r.stdout);
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), 3);
 }
 
 #[test]

@@ -63,8 +63,16 @@ pub(crate) fn expand_inputs(
 ) -> (Vec<InputFile>, Vec<(String, String)>) {
     let mut files = Vec::new();
     let mut failures = Vec::new();
+    let mut stdin_read = false;
     for input in inputs {
         if input.as_os_str() == "-" {
+            if std::mem::replace(&mut stdin_read, true) {
+                failures.push((
+                    "<stdin>".to_string(),
+                    "`-` is given more than once; standard input is read once".into(),
+                ));
+                continue;
+            }
             match spool_stdin(spool_dir) {
                 Ok((path, size)) => files.push(InputFile {
                     display: Arc::from("<stdin>"),
@@ -187,23 +195,91 @@ pub(crate) fn probe_file(path: &Path) -> Result<String> {
     };
     let mut f = File::open(path).map_err(err)?;
     let size = f.metadata().map_err(err)?.len();
+    let mut head = Vec::with_capacity(PROBE_BYTES as usize);
+    (&mut f)
+        .take(PROBE_BYTES)
+        .read_to_end(&mut head)
+        .map_err(err)?;
+    let mut tail = Vec::new();
+    if size > PROBE_BYTES {
+        f.seek(SeekFrom::Start(probe_tail_start(size)))
+            .map_err(err)?;
+        f.take(PROBE_BYTES).read_to_end(&mut tail).map_err(err)?;
+    }
+    Ok(probe_of(size, &head, &tail))
+}
+
+/// Where the probe's tail starts: the last 64 KiB, after the head.
+fn probe_tail_start(size: u64) -> u64 {
+    size.saturating_sub(PROBE_BYTES).max(PROBE_BYTES)
+}
+
+fn probe_of(size: u64, head: &[u8], tail: &[u8]) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"fnwatch-probe-1\0");
     h.update(&size.to_le_bytes());
-    let mut block = Vec::with_capacity(PROBE_BYTES as usize);
-    (&mut f)
-        .take(PROBE_BYTES)
-        .read_to_end(&mut block)
-        .map_err(err)?;
-    h.update(&block);
-    if size > PROBE_BYTES {
-        block.clear();
-        let from = size.saturating_sub(PROBE_BYTES).max(PROBE_BYTES);
-        f.seek(SeekFrom::Start(from)).map_err(err)?;
-        f.take(PROBE_BYTES).read_to_end(&mut block).map_err(err)?;
-        h.update(&block);
+    h.update(head);
+    h.update(tail);
+    h.finalize().to_hex().to_string()
+}
+
+/// The hash and probe of a file's bytes, taken as they stream past.
+pub(crate) struct StreamIdentity {
+    hasher: blake3::Hasher,
+    size: u64,
+    head: Vec<u8>,
+    /// The last (up to) 64 KiB.
+    tail: Vec<u8>,
+}
+
+/// What [`StreamIdentity`] found once the whole file went past.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Identity {
+    pub hash: String,
+    pub probe: String,
+}
+
+impl StreamIdentity {
+    fn new() -> Self {
+        StreamIdentity {
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            head: Vec::with_capacity(PROBE_BYTES as usize),
+            tail: Vec::with_capacity(2 * PROBE_BYTES as usize),
+        }
     }
-    Ok(h.finalize().to_hex().to_string())
+
+    fn update(&mut self, bytes: &[u8]) {
+        let keep = PROBE_BYTES as usize;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        if self.head.len() < keep {
+            let n = (keep - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+        }
+        if bytes.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&bytes[bytes.len() - keep..]);
+        } else {
+            self.tail.extend_from_slice(bytes);
+            if self.tail.len() > keep {
+                self.tail.drain(..self.tail.len() - keep);
+            }
+        }
+    }
+
+    fn finish(self) -> Identity {
+        let tail_len = if self.size > PROBE_BYTES {
+            (self.size - probe_tail_start(self.size)) as usize
+        } else {
+            0
+        };
+        let tail = &self.tail[self.tail.len() - tail_len.min(self.tail.len())..];
+        Identity {
+            hash: self.hasher.finalize().to_hex().to_string(),
+            probe: probe_of(self.size, &self.head, tail),
+        }
+    }
 }
 
 /// What the reader sends to the decoders, in order (`seq`).
@@ -232,9 +308,12 @@ pub(crate) enum Work {
         seq: u64,
         file: usize,
         lines: u64,
-        /// BLAKE3 of the file's bytes, when the reader was asked to hash it
-        /// and read it to its end.
-        hash: Option<String>,
+        /// Hash and probe of the file's bytes, when the reader was asked to
+        /// take them and read the file to its end.
+        identity: Option<Identity>,
+        /// False when the file could not even be opened (it went away
+        /// after planning): nothing of it was read.
+        opened: bool,
         error: Option<String>,
         /// The readable start of the line the error cut off.
         partial: Vec<u8>,
@@ -253,7 +332,8 @@ pub(crate) struct Resume {
 const OVERSIZED_PREFIX: usize = 4096;
 
 /// Reads one file and sends its chunks, in buffers taken from `spare` when
-/// there are any; with `hash`, also takes the BLAKE3 of the bytes it reads.
+/// there are any; with `hash`, also takes the hash and probe of the bytes it
+/// reads.
 /// Returns false when the receivers hung up.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn read_file(
@@ -290,14 +370,15 @@ pub(crate) fn read_file(
                     seq: next_seq(),
                     file: file_idx,
                     lines: 0,
-                    hash: None,
+                    identity: None,
+                    opened: false,
                     error: Some(format!("cannot open: {e}")),
                     partial: Vec::new(),
                 })
                 .is_ok();
         }
     };
-    let mut hasher = hash.then(blake3::Hasher::new);
+    let mut hasher = hash.then(StreamIdentity::new);
     let mut at_end = false;
     let counted = CountingReader {
         inner: f,
@@ -429,9 +510,9 @@ pub(crate) fn read_file(
     // The hash covers the whole file only when the file was read to its end
     // (a corrupt gzip stream stops reading before it).
     drop(reader);
-    let hash = hasher
+    let identity = hasher
         .filter(|_| at_end && error.is_none())
-        .map(|h| h.finalize().to_hex().to_string());
+        .map(StreamIdentity::finish);
     // A last line without a newline is a line; after a read error, what was
     // read of the broken line goes with the file's dead letter instead.
     let mut partial = Vec::new();
@@ -448,7 +529,8 @@ pub(crate) fn read_file(
         seq: next_seq(),
         file: file_idx,
         lines: line_no,
-        hash,
+        identity,
+        opened: true,
         error,
         partial,
     })
@@ -460,7 +542,7 @@ pub(crate) fn read_file(
 struct CountingReader<'a, R> {
     inner: R,
     count: &'a AtomicU64,
-    hasher: Option<&'a mut blake3::Hasher>,
+    hasher: Option<&'a mut StreamIdentity>,
     at_end: &'a mut bool,
 }
 

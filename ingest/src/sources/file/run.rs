@@ -9,7 +9,9 @@ use arrow::array::RecordBatch;
 use tracing::{info, warn};
 
 use super::FileSourceConfig;
-use super::reader::{InputFile, Resume, Work, expand_inputs, hash_file, probe_file, read_file};
+use super::reader::{
+    Identity, InputFile, Resume, Work, expand_inputs, hash_file, probe_file, read_file,
+};
 use crate::builder::{BatchSink, ChunkShape, Counts, DeadLettersBuilder, TypedEventsBuilder};
 use crate::decode::native::{native_dead_letter, parse_native_into};
 use crate::decode::{DecodeState, decode_record};
@@ -106,7 +108,8 @@ enum Output {
         seq: u64,
         file: usize,
         lines: u64,
-        hash: Option<String>,
+        identity: Option<Identity>,
+        opened: bool,
         error: Option<String>,
         partial: Vec<u8>,
     },
@@ -130,6 +133,8 @@ struct Planned {
     /// BLAKE3 of the file; `None` until the reader has read all of a new file.
     hash: Option<String>,
     probe: String,
+    /// The probe of what the reader read, when it differs from `probe`.
+    read_probe: Option<String>,
     resume: Resume,
     report_idx: usize,
 }
@@ -166,8 +171,9 @@ pub async fn ingest_files(
 
     // Plan. Every file gets a probe (its size and ends). A file whose probe
     // neither the lake nor another input of this run has is new: it is read
-    // from its first line and hashed on the way. Any other file is hashed
-    // first, and the lake says whether, and from which line, to read it.
+    // from its first line and hashed on the way. Any other file (and a very
+    // large one) is hashed first, and the lake says whether, and from which
+    // line, to read it.
     let mut probed: Vec<(InputFile, String)> = Vec::new();
     for input in inputs {
         match probe_file(&input.path) {
@@ -184,9 +190,13 @@ pub async fn ingest_files(
     for (_, probe) in &probed {
         *probe_inputs.entry(probe.as_str()).or_default() += 1;
     }
+    // A file large enough to need a commit part-way (the first one would
+    // have to hash it anyway) is hashed first too.
+    let large = cfg.commit_bytes.saturating_mul(8) as u64;
     let mut known_probes = Vec::with_capacity(probed.len());
-    for (_, probe) in &probed {
-        let known = probe_inputs.get(probe.as_str()).copied().unwrap_or(0) > 1
+    for (input, probe) in &probed {
+        let known = input.size > large
+            || probe_inputs.get(probe.as_str()).copied().unwrap_or(0) > 1
             || (!cfg.force
                 && (!lake.records_file_probes()
                     || lake.txn_version(EVENTS, &probe_key(probe)).await?.is_some()
@@ -209,6 +219,7 @@ pub async fn ingest_files(
                 input: input.clone(),
                 hash: None,
                 probe,
+                read_probe: None,
                 resume: fresh,
             });
             report.files.push(FileReport {
@@ -282,6 +293,7 @@ pub async fn ingest_files(
             input,
             hash: Some(hash),
             probe,
+            read_probe: None,
             resume,
             report_idx,
         });
@@ -418,16 +430,47 @@ pub async fn ingest_files(
                 Output::FileEnd {
                     file,
                     lines,
-                    hash,
+                    identity,
+                    opened,
                     error,
                     partial,
                     ..
                 } => {
                     let p = &mut planned[file];
-                    if p.hash.is_none() {
-                        p.hash = hash;
+                    progress.files_done.fetch_add(1, Ordering::Relaxed);
+                    if !opened {
+                        // Gone since planning: nothing of it is read or recorded.
+                        let why = error.unwrap_or_default();
+                        info!(file = %p.input.display, error = %why, "input went away");
+                        report.files[p.report_idx].outcome = FileOutcome::Failed(why);
+                        continue;
                     }
-                    let error = error.map(|e| format!("cannot be read past line {lines}: {e}"));
+                    let mut changed = None;
+                    if let Some(id) = identity {
+                        match &p.hash {
+                            None => p.hash = Some(id.hash),
+                            Some(h) if *h != id.hash => {
+                                changed = Some(format!(
+                                    "changed while it was read: its lines are recorded under \
+                                     the hash taken at the first commit ({h}), not that of what \
+                                     was read to the end ({})",
+                                    id.hash
+                                ));
+                            }
+                            Some(_) => {}
+                        }
+                        if id.probe != p.probe {
+                            // Changed between planning and reading: the lake
+                            // knows the content read by its own probe too.
+                            p.read_probe = Some(id.probe);
+                        }
+                    }
+                    if let Some(why) = &changed {
+                        warn!(file = %p.input.display, "{why}");
+                    }
+                    let error = error
+                        .map(|e| format!("cannot be read past line {lines}: {e}"))
+                        .or(changed);
                     if let Some(err) = &error {
                         info!(file = %p.input.display, error = %err, "input ended early");
                         if lines + 1 > p.resume.suppress_dead_through {
@@ -447,7 +490,6 @@ pub async fn ingest_files(
                     r.error = error;
                     flush.positions.insert(file, lines);
                     flush.done.insert(file, lines);
-                    progress.files_done.fetch_add(1, Ordering::Relaxed);
                 }
                 Output::Failed { error, .. } => {
                     result = Err(IngestError::Internal(error));
@@ -560,10 +602,16 @@ impl Flush {
             };
             txns.push((file_key(&hash), lines as i64));
             txns.push((probe_key(&p.probe), lines as i64));
+            if let Some(probe) = &p.read_probe {
+                txns.push((probe_key(probe), lines as i64));
+            }
             if let Some(done) = self.done.remove(&file) {
                 txns.push((file_done_key(&hash), done as i64));
             }
         }
+        // Files alike at both ends share a probe: one transaction per key.
+        txns.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        txns.dedup_by(|later, earlier| later.0 == earlier.0);
         let mut meta = serde_json::Map::new();
         meta.insert("fnwatch.operation".into(), "ingest-files".into());
         let adds = self.pool.flush().await?;
@@ -741,14 +789,16 @@ fn decode_worker(
                 seq,
                 file,
                 lines,
-                hash,
+                identity,
+                opened,
                 error,
                 partial,
             } => Output::FileEnd {
                 seq,
                 file,
                 lines,
-                hash,
+                identity,
+                opened,
                 error,
                 partial,
             },

@@ -35,8 +35,9 @@ mod reading {
 
     use super::super::reader::{InputFile, Resume, Work, hash_file, probe_file, read_file};
 
-    /// What the reader reports at the end of `path`: its hash, if it took one.
-    fn read_hash(path: &std::path::Path) -> Option<String> {
+    /// What the reader reports at the end of `path`: hash and probe, if it
+    /// took them.
+    fn read_identity(path: &std::path::Path) -> Option<(String, String)> {
         let input = InputFile {
             display: Arc::from(path.display().to_string()),
             path: path.to_path_buf(),
@@ -65,39 +66,49 @@ mod reading {
         drop(tx);
         let mut end = None;
         for w in rx {
-            if let Work::FileEnd { hash, .. } = w {
-                end = Some(hash);
+            if let Work::FileEnd { identity, .. } = w {
+                end = Some(identity.map(|i| (i.hash, i.probe)));
             }
         }
         end.expect("the reader ends every file")
     }
 
-    /// The reader's hash of a new file is the one `hash_file` takes, for plain
-    /// and gzip files; a gzip stream cut short leaves it to `hash_file`.
+    /// The reader's hash and probe of a new file are the ones `hash_file` and
+    /// `probe_file` take, for plain and gzip files of any length against the
+    /// probe's 64 KiB ends; a gzip stream cut short leaves them to those.
     #[test]
-    fn the_reader_hashes_what_it_reads() {
+    fn the_reader_hashes_and_probes_what_it_reads() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text: String = (0..20_000)
-            .map(|i| format!("{{\"type\":\"dns\",\"n\":{i}}}\n"))
-            .collect();
-        let plain = dir.path().join("plain.jsonl");
-        std::fs::write(&plain, &text).expect("write");
+        let line = |i: usize| format!("{{\"type\":\"dns\",\"n\":{i}}}\n");
+        let mut paths = Vec::new();
+        for lines in [0, 1, 2_000, 4_000, 6_000, 20_000, 100_000] {
+            let text: String = (0..lines).map(line).collect();
+            let plain = dir.path().join(format!("plain-{lines}.jsonl"));
+            std::fs::write(&plain, &text).expect("write");
+            paths.push(plain);
+        }
+        let text: String = (0..20_000).map(line).collect();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(text.as_bytes()).expect("gzip");
         let gz = gz.finish().expect("gzip");
         let gzip = dir.path().join("z.jsonl.gz");
         std::fs::write(&gzip, &gz).expect("write");
-        let cut = dir.path().join("cut.jsonl.gz");
-        std::fs::write(&cut, &gz[..gz.len() / 2]).expect("write");
-        for path in [&plain, &gzip] {
+        paths.push(gzip);
+        for path in &paths {
             assert_eq!(
-                read_hash(path),
-                Some(hash_file(path).expect("hash")),
-                "{}",
-                path.display()
+                read_identity(path),
+                Some((
+                    hash_file(path).expect("hash"),
+                    probe_file(path).expect("probe")
+                )),
+                "{} ({} bytes)",
+                path.display(),
+                std::fs::metadata(path).expect("size").len()
             );
         }
-        assert_eq!(read_hash(&cut), None);
+        let cut = dir.path().join("cut.jsonl.gz");
+        std::fs::write(&cut, &gz[..gz.len() / 2]).expect("write");
+        assert_eq!(read_identity(&cut), None);
     }
 
     /// The probe changes with the size and with either end of a file, not
