@@ -447,9 +447,18 @@ fn spread(
     }
     let mut valid = arrow::buffer::MutableBuffer::new_null(len);
     let bits = valid.as_slice_mut();
-    for (j, &i) in positions.iter().enumerate() {
-        if values.is_valid(j) {
-            arrow::util::bit_util::set_bit(bits, i);
+    match values.nulls() {
+        None => {
+            for &i in positions {
+                arrow::util::bit_util::set_bit(bits, i);
+            }
+        }
+        Some(valid) => {
+            for (j, &i) in positions.iter().enumerate() {
+                if valid.is_valid(j) {
+                    arrow::util::bit_util::set_bit(bits, i);
+                }
+            }
         }
     }
     let nulls = Some(NullBuffer::new(BooleanBuffer::new(valid.into(), 0, len)));

@@ -667,19 +667,24 @@ fn decode_worker(
                 let mut native = TypedEventsBuilder::with_shape(ingested_at, &shape);
                 let mut line = first_line;
                 let mut pos = Position::file(displays[file].clone(), line);
-                let mut rest: &[u8] = &data;
-                while let Some(i) = memchr::memchr(b'\n', rest) {
-                    let mut l = &rest[..i];
-                    rest = &rest[i + 1..];
-                    if let Some(stripped) = l.strip_suffix(b"\r") {
-                        l = stripped;
+                // A chunk that is valid UTF-8 as a whole (nearly every one)
+                // is checked once rather than line by line.
+                let chunk_text = simdutf8::basic::from_utf8(&data).ok();
+                let mut start = 0;
+                while let Some(i) = memchr::memchr(b'\n', &data[start..]) {
+                    let (mut from, mut to) = (start, start + i);
+                    start = to + 1;
+                    if to > from && data[to - 1] == b'\r' {
+                        to -= 1;
                     }
-                    if line == 1 {
+                    if line == 1 && data[from..to].starts_with(b"\xEF\xBB\xBF") {
                         // A byte order mark some editors put at the start of a file.
-                        l = l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l);
+                        from += 3;
                     }
+                    let l = &data[from..to];
                     pos.set_line(line);
-                    match plain_native_line(l, &limits) {
+                    let text = chunk_text.and_then(|t| t.get(from..to));
+                    match plain_native_line(l, text, &limits) {
                         Some(text) => {
                             let mut row = EventRow::new(EventType::Log, 0, "");
                             // A CloudWatch Logs payload has a top-level
@@ -814,9 +819,14 @@ fn decode_worker(
 /// start, within the record size limit, valid UTF-8. The caller hands a line
 /// with that key to [`decode_record`], as anything else (gzip, KPL, arrays,
 /// bad bytes) goes there.
-fn plain_native_line<'a>(line: &'a [u8], limits: &crate::decode::Limits) -> Option<&'a str> {
+/// `text` is the line as text when it is already known to be valid UTF-8.
+fn plain_native_line<'a>(
+    line: &'a [u8],
+    text: Option<&'a str>,
+    limits: &crate::decode::Limits,
+) -> Option<&'a str> {
     if line.first() != Some(&b'{') || line.len() > limits.max_record_bytes {
         return None;
     }
-    simdutf8::basic::from_utf8(line).ok()
+    text.or_else(|| simdutf8::basic::from_utf8(line).ok())
 }
