@@ -144,4 +144,114 @@ mod reading {
         }
         assert!(probe_file(&dir.path().join("missing")).is_err());
     }
+
+    /// Every line reaches the decoders once, numbered, in chunks cut at the
+    /// first line end past the chunk size; a line over the limit arrives as
+    /// an oversized record; lines before a resume point are left out.
+    #[test]
+    fn the_reader_cuts_lines_into_chunks() {
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let max_line = 1000;
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        let mut text = Vec::new();
+        while text.len() < 700_000 {
+            let len = match rng.random_range(0..100) {
+                0 => rng.random_range(1001..3000),
+                1 => 0,
+                _ => rng.random_range(1..400),
+            };
+            let line: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+            lines.push(line);
+        }
+        // The last line has no line end.
+        text.extend_from_slice(b"tail");
+        lines.push(b"tail".to_vec());
+        let path = dir.path().join("lines.jsonl");
+        std::fs::write(&path, &text).expect("write");
+        let input = InputFile {
+            display: Arc::from("lines.jsonl"),
+            path: path.clone(),
+            size: text.len() as u64,
+        };
+        for (chunk_bytes, skip) in [(4096, 0), (1, 0), (65_536, 0), (4096, 777), (300, 1)] {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let (_spare_tx, spare_rx) = crossbeam_channel::unbounded();
+            let resume = Resume {
+                skip_through: skip,
+                suppress_dead_through: skip,
+            };
+            let mut seq = 0;
+            let read = AtomicU64::new(0);
+            assert!(read_file(
+                0,
+                &input,
+                resume,
+                false,
+                chunk_bytes,
+                max_line,
+                &mut seq,
+                &read,
+                &tx,
+                &spare_rx
+            ));
+            drop(tx);
+            let mut got: Vec<(u64, Result<Vec<u8>, u64>)> = Vec::new();
+            let mut ended = None;
+            let works: Vec<Work> = rx.into_iter().collect();
+            for (k, w) in works.iter().enumerate() {
+                match w {
+                    Work::Lines {
+                        first_line, data, ..
+                    } => {
+                        assert!(data.ends_with(b"\n"));
+                        let body = &data[..data.len() - 1];
+                        let n = body.split(|&b| b == b'\n').count();
+                        let last_len = body.rsplit(|&b| b == b'\n').next().map_or(0, |l| l.len());
+                        // Cut at the first line end past the size, unless
+                        // something else had to go between.
+                        let next_is_lines = matches!(works.get(k + 1), Some(Work::Lines { .. }));
+                        if next_is_lines {
+                            assert!(data.len() >= chunk_bytes, "chunk of {} bytes", data.len());
+                            assert!(
+                                data.len() - last_len - 1 < chunk_bytes,
+                                "chunk went on past its size"
+                            );
+                        }
+                        for (j, l) in body.split(|&b| b == b'\n').enumerate() {
+                            got.push((first_line + j as u64, Ok(l.to_vec())));
+                        }
+                        assert_eq!(n, body.split(|&b| b == b'\n').count());
+                    }
+                    Work::Oversized { line, size, .. } => got.push((*line, Err(*size))),
+                    Work::FileEnd { lines, error, .. } => {
+                        assert!(error.is_none(), "{error:?}");
+                        ended = Some(*lines);
+                    }
+                }
+            }
+            assert_eq!(ended, Some(lines.len() as u64));
+            let want: Vec<(u64, Result<Vec<u8>, u64>)> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as u64 + 1, l))
+                .filter(|(n, _)| *n > skip)
+                .map(|(n, l)| {
+                    if l.len() > max_line {
+                        (n, Err(l.len() as u64))
+                    } else {
+                        (n, Ok(l.clone()))
+                    }
+                })
+                .collect();
+            assert_eq!(got.len(), want.len(), "chunk {chunk_bytes}, skip {skip}");
+            assert!(
+                got == want,
+                "chunk {chunk_bytes}, skip {skip}: lines differ"
+            );
+        }
+    }
 }
