@@ -468,9 +468,7 @@ pub async fn ingest_files(
                     if let Some(why) = &changed {
                         warn!(file = %p.input.display, "{why}");
                     }
-                    let error = error
-                        .map(|e| format!("cannot be read past line {lines}: {e}"))
-                        .or(changed);
+                    let error = error.map(|e| format!("cannot be read past line {lines}: {e}"));
                     if let Some(err) = &error {
                         info!(file = %p.input.display, error = %err, "input ended early");
                         if lines + 1 > p.resume.suppress_dead_through {
@@ -487,7 +485,8 @@ pub async fn ingest_files(
                     }
                     let r = &mut report.files[p.report_idx];
                     r.lines = lines;
-                    r.error = error;
+                    // A read error is also a dead letter; a change is only reported.
+                    r.error = error.or(changed);
                     flush.positions.insert(file, lines);
                     flush.done.insert(file, lines);
                 }
