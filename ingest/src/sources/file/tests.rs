@@ -35,6 +35,38 @@ mod reading {
 
     use super::super::reader::{InputFile, Resume, Work, hash_file, probe_file, read_file};
 
+    /// Everything the reader sends for `input`, resumed after line `skip`.
+    fn read_all(
+        input: &InputFile,
+        skip: u64,
+        hash: bool,
+        chunk_bytes: usize,
+        max_line: usize,
+    ) -> Vec<Work> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_spare_tx, spare_rx) = crossbeam_channel::unbounded();
+        let resume = Resume {
+            skip_through: skip,
+            suppress_dead_through: skip,
+        };
+        let mut seq = 0;
+        let read = AtomicU64::new(0);
+        assert!(read_file(
+            0,
+            input,
+            resume,
+            hash,
+            chunk_bytes,
+            max_line,
+            &mut seq,
+            &read,
+            &tx,
+            &spare_rx
+        ));
+        drop(tx);
+        rx.into_iter().collect()
+    }
+
     /// What the reader reports at the end of `path`: hash and probe, if it
     /// took them.
     fn read_identity(path: &std::path::Path) -> Option<(String, String)> {
@@ -43,29 +75,9 @@ mod reading {
             path: path.to_path_buf(),
             size: std::fs::metadata(path).expect("metadata").len(),
         };
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (_spare_tx, spare_rx) = crossbeam_channel::unbounded();
-        let resume = Resume {
-            skip_through: 0,
-            suppress_dead_through: 0,
-        };
-        let mut seq = 0;
-        let read = AtomicU64::new(0);
-        assert!(read_file(
-            0,
-            &input,
-            resume,
-            true,
-            4096,
-            1 << 20,
-            &mut seq,
-            &read,
-            &tx,
-            &spare_rx
-        ));
-        drop(tx);
+        let works = read_all(&input, 0, true, 4096, 1 << 20);
         let mut end = None;
-        for w in rx {
+        for w in works {
             if let Work::FileEnd { identity, .. } = w {
                 end = Some(identity.map(|i| (i.hash, i.probe)));
             }
@@ -178,30 +190,9 @@ mod reading {
             size: text.len() as u64,
         };
         for (chunk_bytes, skip) in [(4096, 0), (1, 0), (65_536, 0), (4096, 777), (300, 1)] {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let (_spare_tx, spare_rx) = crossbeam_channel::unbounded();
-            let resume = Resume {
-                skip_through: skip,
-                suppress_dead_through: skip,
-            };
-            let mut seq = 0;
-            let read = AtomicU64::new(0);
-            assert!(read_file(
-                0,
-                &input,
-                resume,
-                false,
-                chunk_bytes,
-                max_line,
-                &mut seq,
-                &read,
-                &tx,
-                &spare_rx
-            ));
-            drop(tx);
+            let works = read_all(&input, skip, false, chunk_bytes, max_line);
             let mut got: Vec<(u64, Result<Vec<u8>, u64>)> = Vec::new();
             let mut ended = None;
-            let works: Vec<Work> = rx.into_iter().collect();
             for (k, w) in works.iter().enumerate() {
                 match w {
                     Work::Lines {
