@@ -265,8 +265,8 @@ impl TypedEventsBuilder {
     /// The rows as one batch in (UTC day, function, time) order, rows of
     /// equal keys as appended. `shape`, when given, is set to this chunk's.
     ///
-    /// Common columns are reordered whole; a type's own columns only over
-    /// the rows of that type, before they are spread out. Should the ordered
+    /// Common columns are reordered whole; each of a type's own columns is
+    /// reordered and spread out over the batch's rows in one gather. Should the ordered
     /// layout fail (not expected), the rows come out as appended, with a
     /// warning: the writer sorts unsorted batches itself.
     pub fn finish_sorted(
@@ -342,7 +342,8 @@ impl TypedEventsBuilder {
         names: &[(&str, u32)],
         order: Option<&[u32]>,
     ) -> Result<RecordBatch, arrow::error::ArrowError> {
-        use arrow::array::UInt32Array;
+        use arrow::array::{UInt32Array, new_null_array};
+        use arrow::buffer::{BooleanBuffer, MutableBuffer, NullBuffer};
         use arrow::compute::take;
         use arrow::error::ArrowError;
         let n = self.types.len();
@@ -361,20 +362,27 @@ impl TypedEventsBuilder {
                 rows.len()
             )));
         }
-        // Batch rows of each type, and (when reordering) which row of the
-        // type's own columns goes to each of them.
+        // Rows of each type: as appended, the batch rows of each type (where
+        // its own columns are spread out); when reordering, for each batch
+        // row the row of its type's own columns that goes there (null in the
+        // other types' gathers), so one `take` both reorders and spreads a
+        // column.
         let mut positions: Vec<Vec<usize>> = vec![Vec::new(); types];
-        let mut sources: Vec<Vec<u32>> = vec![Vec::new(); types];
+        let mut gathers: Vec<Option<(Vec<u32>, MutableBuffer)>> =
+            (0..types).map(|_| None).collect();
         let mut seen = [0u32; EventType::ALL.len()];
-        let index_in_type: Vec<u32> = self
-            .types
-            .iter()
-            .map(|&t| {
-                let i = seen[t as usize];
-                seen[t as usize] += 1;
-                i
-            })
-            .collect();
+        let index_in_type: Vec<u32> = match order {
+            Some(_) => self
+                .types
+                .iter()
+                .map(|&t| {
+                    let i = seen[t as usize];
+                    seen[t as usize] += 1;
+                    i
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         for (k, &i) in rows.iter().enumerate() {
             let i = i as usize;
             let t = *self.types.get(i).ok_or_else(|| {
@@ -382,11 +390,26 @@ impl TypedEventsBuilder {
                     "row {i} of the order is not one of the {n} rows"
                 ))
             })? as usize;
-            positions[t].push(k);
-            sources[t].push(index_in_type[i]);
+            match order {
+                Some(_) => {
+                    let (idx, valid) = gathers[t]
+                        .get_or_insert_with(|| (vec![0u32; n], MutableBuffer::new_null(n)));
+                    idx[k] = index_in_type[i];
+                    arrow::util::bit_util::set_bit(valid.as_slice_mut(), k);
+                }
+                None => positions[t].push(k),
+            }
         }
+        let gathers: Vec<Option<UInt32Array>> = gathers
+            .into_iter()
+            .map(|g| {
+                g.map(|(idx, valid)| {
+                    let valid = NullBuffer::new(BooleanBuffer::new(valid.into(), 0, n));
+                    UInt32Array::new(idx.into(), Some(valid))
+                })
+            })
+            .collect();
         let common_order = order.map(|o| UInt32Array::from(o.to_vec()));
-        let sources: Vec<UInt32Array> = sources.into_iter().map(UInt32Array::from).collect();
         // The sort-key columns, written out in order.
         let mut name_of = vec![""; names.len()];
         for &(name, id) in names {
@@ -448,15 +471,24 @@ impl TypedEventsBuilder {
                     Some(indices) => take(column.as_ref(), indices, None)?,
                     None => column.clone(),
                 });
+            } else if order.is_some() {
+                if column.len() != seen[group] as usize {
+                    return Err(ArrowError::InvalidArgumentError(format!(
+                        "{} values of column {c} for {} rows",
+                        column.len(),
+                        seen[group]
+                    )));
+                }
+                cols.push(match &gathers[group] {
+                    Some(idx) if column.null_count() < column.len() => {
+                        take(column.as_ref(), idx, None)?
+                    }
+                    _ => new_null_array(schema.field(c).data_type(), n),
+                });
             } else {
                 // Only the type's own columns of its builder are laid out.
-                let values = if order.is_some() && column.null_count() < column.len() {
-                    take(column.as_ref(), &sources[group], None)?
-                } else {
-                    column.clone()
-                };
                 cols.push(spread(
-                    &values,
+                    column,
                     &positions[group],
                     n,
                     schema.field(c).data_type(),
