@@ -74,6 +74,23 @@ impl<'a> Scan<'a> {
         hit
     }
 
+    /// Whether the string at the cursor is the key spelled `sp` (consumed
+    /// if so). A key has no quote, backslash or control character, so its
+    /// bytes between two quotes are the whole JSON string.
+    #[inline]
+    fn is_key(&mut self, sp: Spelling) -> bool {
+        self.ws();
+        let (n, _, _) = sp;
+        let start = self.i + 1;
+        let hit = self.b.get(self.i) == Some(&b'"')
+            && self.b.get(start + n) == Some(&b'"')
+            && self.b.get(start..start + n).is_some_and(|k| spell(k) == sp);
+        if hit {
+            self.i = start + n + 1;
+        }
+        hit
+    }
+
     /// A string without escapes or control characters, borrowed.
     #[inline]
     fn str(&mut self) -> Option<&'a str> {
@@ -409,15 +426,22 @@ impl KeyTable {
         unreachable!("some seed separates a few dozen keys")
     }
 
-    #[inline]
+    #[cfg(test)]
     fn get(&self, key: &str) -> Option<Key> {
+        self.find(key).map(|(key, _)| key)
+    }
+
+    /// The key and its slot.
+    #[inline]
+    fn find(&self, key: &str) -> Option<(Key, usize)> {
         let k = key.as_bytes();
         if k.len() > MAX_KEY {
             return None;
         }
         let sp = spell(k);
-        match self.slots[slot_of(sp, self.seed)] {
-            Some((found, key)) if found == sp => Some(key),
+        let slot = slot_of(sp, self.seed);
+        match self.slots[slot] {
+            Some((found, key)) if found == sp => Some((key, slot)),
             _ => None,
         }
     }
@@ -457,9 +481,37 @@ static KEYS: LazyLock<KeyTable> = LazyLock::new(KeyTable::build);
 
 /// Reads one native event's fields into `row`; `None` when the serde
 /// visitor has to read it instead (the row then holds part of the event).
+/// Which key came after each key (by slot; [`START`] is the object's start,
+/// [`AFTER_UNKNOWN`] an unknown key) in the last events this thread read. Producers write the keys of an
+/// event type in one order, so the next key is nearly always the one seen
+/// after the same key before: checking for it at the cursor is cheaper than
+/// finding the key's end and looking it up.
+struct NextKeys([u16; SLOTS + 2]);
+
+const START: usize = SLOTS;
+const AFTER_UNKNOWN: usize = SLOTS + 1;
+const NO_SLOT: u16 = u16::MAX;
+
+thread_local! {
+    static NEXT_KEYS: std::cell::RefCell<NextKeys> =
+        const { std::cell::RefCell::new(NextKeys([NO_SLOT; SLOTS + 2])) };
+}
+
 pub(super) fn scan<'a>(text: &'a str, row: &mut EventRow<'a>) -> Option<Parsed<'a>> {
+    NEXT_KEYS.with(|next| match next.try_borrow_mut() {
+        Ok(mut next) => scan_with(text, row, Some(&mut next)),
+        Err(_) => scan_with(text, row, None),
+    })
+}
+
+fn scan_with<'a>(
+    text: &'a str,
+    row: &mut EventRow<'a>,
+    mut next: Option<&mut NextKeys>,
+) -> Option<Parsed<'a>> {
     let keys: &KeyTable = &KEYS;
     let mut sc = Scan::new(text);
+    let mut prev = START;
     let mut p = Parsed {
         ty: None,
         time: None,
@@ -471,9 +523,29 @@ pub(super) fn scan<'a>(text: &'a str, row: &mut EventRow<'a>) -> Option<Parsed<'
         sc.i += 1;
     } else {
         loop {
-            let key = sc.str()?;
+            let predicted = next
+                .as_deref()
+                .and_then(|n| n.0.get(prev))
+                .map(|&slot| usize::from(slot))
+                .and_then(|slot| Some((slot, keys.slots.get(slot).copied().flatten()?)));
+            let (key, name) = match predicted {
+                Some((slot, (sp, key))) if sc.is_key(sp) => {
+                    prev = slot;
+                    (Some(key), "")
+                }
+                _ => {
+                    let name = sc.str()?;
+                    let found = keys.find(name);
+                    let slot = found.map_or(AFTER_UNKNOWN, |(_, slot)| slot);
+                    if let Some(n) = next.as_deref_mut().and_then(|n| n.0.get_mut(prev)) {
+                        *n = found.map_or(NO_SLOT, |(_, slot)| slot as u16);
+                    }
+                    prev = slot;
+                    (found.map(|(key, _)| key), name)
+                }
+            };
             sc.eat(b':')?;
-            match keys.get(key) {
+            match key {
                 Some(Key::Type) => p.ty = OptStr::fast(&mut sc)?.0,
                 Some(Key::Time) => p.time = OptStr::fast(&mut sc)?.0,
                 Some(Key::Function) => p.function = OptStr::fast(&mut sc)?.0,
@@ -484,7 +556,7 @@ pub(super) fn scan<'a>(text: &'a str, row: &mut EventRow<'a>) -> Option<Parsed<'
                 Some(Key::Typed(field)) => fast_typed_field(row, field, &mut sc)?,
                 None => {
                     let raw = sc.raw()?;
-                    p.extra.push((Cow::Borrowed(key), ExtraValue::Text(raw)));
+                    p.extra.push((Cow::Borrowed(name), ExtraValue::Text(raw)));
                 }
             }
             match sc.peek()? {
@@ -613,6 +685,35 @@ mod tests {
             lines.len()
         );
         assert!(fast > lines.len() / 2, "fast path read only {fast} lines");
+    }
+
+    #[test]
+    fn a_predicted_key_is_checked_to_its_closing_quote() {
+        let line = |key: &str| {
+            format!(
+                r#"{{"type":"dns",{key}:"A","time":"2026-11-20T00:00:01Z","function":"f","request_id":"r","query":"a.b"}}"#
+            )
+        };
+        // The keys' order is learnt; then keys that begin, end or are spelt
+        // like the predicted `qtype` take its place.
+        for _ in 0..3 {
+            assert!(agrees(&line(r#""qtype""#)));
+        }
+        for odd in [
+            r#""qtyp""#,
+            r#""qtypes""#,
+            r#""qtype ""#,
+            r#""Qtype""#,
+            r#""qtypf""#,
+            r#""rcode""#,
+            r#""qtype""#,
+            r#""qtype"""#,
+            r#" "qtype" "#,
+            r#""qtype"#,
+        ] {
+            agrees(&line(odd));
+            assert!(agrees(&line(r#""qtype""#)), "after {odd}");
+        }
     }
 
     #[test]
