@@ -333,7 +333,11 @@ fn validate<'a>(row: &mut EventRow<'a>, p: Parsed<'a>) -> Result<(), NativeError
     let time = time.ok_or_else(|| missing("time"))?;
     row.time_us = parse_time_us(&time).map_err(|why| NativeError::field("time", why))?;
     let function = function.ok_or_else(|| missing("function"))?;
-    let n = function.chars().count();
+    // At most 170 bytes is at most 170 characters: count only longer names.
+    let n = match function.len() {
+        len @ 0..=170 => len.min(1),
+        _ => function.chars().count(),
+    };
     if n == 0 || n > 170 {
         return Err(NativeError::field(
             "function",

@@ -147,6 +147,30 @@ fn validation_errors_name_the_field() {
 }
 
 #[test]
+fn function_names_are_counted_in_characters() {
+    let named = |name: &str| DNS.replace("orders-api", name);
+    for ok in [
+        "f".to_string(),
+        "a".repeat(170),
+        "é".repeat(170),
+        "✓".repeat(170),
+    ] {
+        let line = named(&ok);
+        let row = parse_native(&line).expect(&ok);
+        assert_eq!(row.function, ok);
+    }
+    for (bad, n) in [
+        ("a".repeat(171), 171),
+        ("é".repeat(171), 171),
+        ("✓".repeat(200), 200),
+    ] {
+        let e = parse_native(&named(&bad)).expect_err(&bad);
+        assert_eq!(e.field.as_deref(), Some("function"));
+        assert!(e.reason.ends_with(&format!("got {n}")), "{}", e.reason);
+    }
+}
+
+#[test]
 fn process_network_file_rules() {
     let p = r#"{"type":"process","time":"2026-11-23T10:00:00Z","function":"f","request_id":"r","exe":"sh","cmdline":"sh -c id"}"#;
     assert_eq!(
