@@ -479,13 +479,11 @@ fn load<const N: usize>(k: &[u8], at: usize) -> u64 {
 
 static KEYS: LazyLock<KeyTable> = LazyLock::new(KeyTable::build);
 
-/// Reads one native event's fields into `row`; `None` when the serde
-/// visitor has to read it instead (the row then holds part of the event).
 /// Which key came after each key (by slot; [`START`] is the object's start,
-/// [`AFTER_UNKNOWN`] an unknown key) in the last events this thread read. Producers write the keys of an
-/// event type in one order, so the next key is nearly always the one seen
-/// after the same key before: checking for it at the cursor is cheaper than
-/// finding the key's end and looking it up.
+/// [`AFTER_UNKNOWN`] an unknown key) in the last events this thread read.
+/// Producers write the keys of an event type in one order, so the next key
+/// is nearly always the one seen after the same key before: checking for it
+/// at the cursor is cheaper than finding the key's end and looking it up.
 struct NextKeys([u16; SLOTS + 2]);
 
 const START: usize = SLOTS;
@@ -497,6 +495,14 @@ thread_local! {
         const { std::cell::RefCell::new(NextKeys([NO_SLOT; SLOTS + 2])) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Keys this thread found where they were predicted.
+    static PREDICTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads one native event's fields into `row`; `None` when the serde
+/// visitor has to read it instead (the row then holds part of the event).
 pub(super) fn scan<'a>(text: &'a str, row: &mut EventRow<'a>) -> Option<Parsed<'a>> {
     NEXT_KEYS.with(|next| match next.try_borrow_mut() {
         Ok(mut next) => scan_with(text, row, Some(&mut next)),
@@ -530,6 +536,8 @@ fn scan_with<'a>(
                 .and_then(|slot| Some((slot, keys.slots.get(slot).copied().flatten()?)));
             let (key, name) = match predicted {
                 Some((slot, (sp, key))) if sc.is_key(sp) => {
+                    #[cfg(test)]
+                    PREDICTED.with(|n| n.set(n.get() + 1));
                     prev = slot;
                     (Some(key), "")
                 }
@@ -694,11 +702,13 @@ mod tests {
                 r#"{{"type":"dns",{key}:"A","time":"2026-11-20T00:00:01Z","function":"f","request_id":"r","query":"a.b"}}"#
             )
         };
-        // The keys' order is learnt; then keys that begin, end or are spelt
-        // like the predicted `qtype` take its place.
-        for _ in 0..3 {
-            assert!(agrees(&line(r#""qtype""#)));
-        }
+        // The keys' order is learnt (the second line finds all six keys
+        // where they were predicted); then keys that begin, end or are
+        // spelt like the predicted `qtype` take its place.
+        assert!(agrees(&line(r#""qtype""#)));
+        let before = super::PREDICTED.with(|n| n.get());
+        assert!(agrees(&line(r#""qtype""#)));
+        assert_eq!(super::PREDICTED.with(|n| n.get()) - before, 6);
         for odd in [
             r#""qtyp""#,
             r#""qtypes""#,
@@ -714,6 +724,46 @@ mod tests {
             agrees(&line(odd));
             assert!(agrees(&line(r#""qtype""#)), "after {odd}");
         }
+    }
+
+    #[test]
+    fn keys_in_any_order_read_like_serde() {
+        // Events whose keys come in a different order from line to line,
+        // with unknown and foreign keys among them, read on one thread: the
+        // predictions are often wrong and sometimes right.
+        let dns = [
+            r#""type":"dns""#,
+            r#""time":"2026-11-20T00:00:01Z""#,
+            r#""function":"f""#,
+            r#""request_id":"r""#,
+            r#""query":"a.example.com""#,
+            r#""qtype":"A""#,
+            r#""answers":["1.2.3.4"]"#,
+            r#""custom_field_longer_than_sixteen":1"#,
+            r#""x":null"#,
+            r#""exe":"/bin/sh""#,
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let before = super::PREDICTED.with(|n| n.get());
+        for round in 0..400 {
+            let mut keys: Vec<&str> = dns.to_vec();
+            // Every third line has the keys in the order listed, the others shuffled.
+            if round % 3 != 0 {
+                for i in (1..keys.len()).rev() {
+                    keys.swap(i, next(i + 1));
+                }
+            }
+            let take = keys.len() - next(3);
+            let text = format!("{{{}}}", keys[..take].join(","));
+            agrees(&text);
+        }
+        assert!(super::PREDICTED.with(|n| n.get()) > before);
     }
 
     #[test]
