@@ -19,10 +19,14 @@ pub enum Kind {
     UnusualApiCall,
     BehaviourAnomaly,
     OverPermissive,
+    /// (v1.1) the function's role credentials used from outside the function.
+    CredentialExfiltration,
+    /// (v1.1) the function's configuration changed outside a deploy.
+    ConfigDrift,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::UnusualDns,
         Kind::UnexpectedProcess,
         Kind::UnknownHost,
@@ -32,6 +36,8 @@ impl Kind {
         Kind::UnusualApiCall,
         Kind::BehaviourAnomaly,
         Kind::OverPermissive,
+        Kind::CredentialExfiltration,
+        Kind::ConfigDrift,
     ];
 
     pub fn parse(s: &str) -> Option<Kind> {
@@ -49,6 +55,8 @@ impl Kind {
             Kind::UnusualApiCall => "unusual_api_call",
             Kind::BehaviourAnomaly => "behaviour_anomaly",
             Kind::OverPermissive => "over_permissive",
+            Kind::CredentialExfiltration => "credential_exfiltration",
+            Kind::ConfigDrift => "config_drift",
         }
     }
 }

@@ -12,8 +12,7 @@ use base64::Engine;
 use crate::event::{DeadLetter, EventRow, EventType, Origin, Sink, Str};
 use crate::schema::{dead_letters_schema, events_schema};
 
-/// Most raw bytes kept for one dead letter; the rest is counted, not stored.
-pub const MAX_DEAD_LETTER_RAW: usize = 64 * 1024;
+pub use crate::event::MAX_DEAD_LETTER_RAW;
 
 fn opt_str(b: &mut StringBuilder, v: &Option<Str<'_>>) {
     match v {
@@ -91,7 +90,7 @@ const fn bit(group: usize) -> u16 {
 }
 
 /// The group of each `events` column, in schema order.
-const COLUMN_GROUPS: [usize; 57] = [
+const COLUMN_GROUPS: [usize; 63] = [
     KEY, KEY, KEY, COMMON, COMMON, COMMON, COMMON, // time .. version
     INV, INV, INV, COMMON, INV, INV, COMMON, // duration_ms .. timeout_ms
     INV, INV, INV, INV, INV, // status .. event
@@ -101,12 +100,14 @@ const COLUMN_GROUPS: [usize; 57] = [
     FILE, FILE, // path, op
     API, API, API, API, // service .. error_code
     CFG, CFG, CFG, CFG, CFG, CFG, CFG, // runtime .. code_sha256
-    LOG, LOG, LOG, // message, log_group, log_stream
-    COMMON, KEY, KEY, // extra, ingested_at, date
+    LOG, LOG, LOG,    // message, log_group, log_stream
+    COMMON, // extra
+    COMMON, API, API, API, CFG, CFG, // source, source_ip .. event_id, statements, env_keys
+    KEY, KEY, // ingested_at, date
 ];
 
 /// The [`KEY`] columns, in the order [`TypedEventsBuilder`] writes them out.
-const KEY_COLUMNS: [usize; 5] = [0, 1, 2, 55, 56];
+const KEY_COLUMNS: [usize; 5] = [0, 1, 2, 61, 62];
 
 /// Builds an `events` batch from rows whose type-specific fields all belong
 /// to their own type (what the native decoder guarantees: it moves any other
@@ -670,6 +671,12 @@ pub struct EventsBuilder {
     log_group: StringBuilder,
     log_stream: StringBuilder,
     extra: StringBuilder,
+    source: StringBuilder,
+    source_ip: StringBuilder,
+    user_agent: StringBuilder,
+    event_id: StringBuilder,
+    statements: StringBuilder,
+    env_keys: ListBuilder<StringBuilder>,
     ingested_at: TimestampMicrosecondBuilder,
     type_: StringBuilder,
     date: StringBuilder,
@@ -760,9 +767,15 @@ impl EventsBuilder {
             log_group: string(52),
             log_stream: string(53),
             extra: string(54),
-            ingested_at: ts(55),
+            source: string(55),
+            source_ip: string(56),
+            user_agent: string(57),
+            event_id: string(58),
+            statements: string(59),
+            env_keys: list(60),
+            ingested_at: ts(61),
             type_: string(1),
-            date: string(56),
+            date: string(62),
             last_day: None,
             ingested_at_us,
             rows: 0,
@@ -798,6 +811,7 @@ impl EventsBuilder {
                 Some(e) => self.extra.append_value(e),
                 None => self.extra.append_null(),
             }
+            opt_str(&mut self.source, &r.source);
         }
         if groups & bit(KEY) != 0 {
             self.time.append_value(r.time_us);
@@ -874,6 +888,9 @@ impl EventsBuilder {
             opt_str(&mut self.action, &r.action);
             opt_str(&mut self.resource, &r.resource);
             opt_str(&mut self.error_code, &r.error_code);
+            opt_str(&mut self.source_ip, &r.source_ip);
+            opt_str(&mut self.user_agent, &r.user_agent);
+            opt_str(&mut self.event_id, &r.event_id);
         }
         if groups & bit(CFG) != 0 {
             opt_str(&mut self.runtime, &r.runtime);
@@ -883,6 +900,8 @@ impl EventsBuilder {
             opt_list(&mut self.triggers, &r.triggers);
             opt_list(&mut self.layers, &r.layers);
             opt_str(&mut self.code_sha256, &r.code_sha256);
+            opt_str(&mut self.statements, &r.statements);
+            opt_list(&mut self.env_keys, &r.env_keys);
         }
         if groups & bit(LOG) != 0 {
             opt_str(&mut self.message, &r.message);
@@ -969,8 +988,14 @@ impl EventsBuilder {
             52 => Arc::new(self.log_group.finish()),
             53 => Arc::new(self.log_stream.finish()),
             54 => Arc::new(self.extra.finish()),
-            55 => Arc::new(self.ingested_at.finish()),
-            56 => Arc::new(self.date.finish()),
+            55 => Arc::new(self.source.finish()),
+            56 => Arc::new(self.source_ip.finish()),
+            57 => Arc::new(self.user_agent.finish()),
+            58 => Arc::new(self.event_id.finish()),
+            59 => Arc::new(self.statements.finish()),
+            60 => Arc::new(self.env_keys.finish()),
+            61 => Arc::new(self.ingested_at.finish()),
+            62 => Arc::new(self.date.finish()),
             _ => unreachable!("the events schema has {} columns", COLUMN_GROUPS.len()),
         }
     }
@@ -1018,9 +1043,10 @@ impl DeadLettersBuilder {
 }
 
 /// The raw bytes of a dead letter as stored: UTF-8 text when they are text,
-/// base64 otherwise; truncated to [`MAX_DEAD_LETTER_RAW`].
-pub fn encode_raw(raw: &[u8]) -> (String, &'static str, bool) {
-    let truncated = raw.len() > MAX_DEAD_LETTER_RAW;
+/// base64 otherwise; truncated to [`MAX_DEAD_LETTER_RAW`]. `raw_size` is the
+/// size of the rejected bytes before a dead letter kept only their start.
+pub fn encode_raw(raw: &[u8], raw_size: usize) -> (String, &'static str, bool) {
+    let truncated = raw.len() > MAX_DEAD_LETTER_RAW || raw_size > raw.len();
     let mut cut = &raw[..raw.len().min(MAX_DEAD_LETTER_RAW)];
     if let Ok(t) = std::str::from_utf8(cut) {
         return (t.to_string(), "utf8", truncated);
@@ -1094,10 +1120,10 @@ fn dead_letters_batch(rows: &[DeadLetter], ingested_at_us: i64) -> RecordBatch {
             inner.append_value(dl.position.steps_text());
         }
         position.append_value(dl.position.to_string());
-        let (text, encoding, cut) = encode_raw(&dl.raw);
+        let (text, encoding, cut) = encode_raw(&dl.raw, dl.raw_size);
         raw.append_value(text);
         enc.append_value(encoding);
-        size.append_value(dl.raw.len() as i64);
+        size.append_value(dl.raw_size.max(dl.raw.len()) as i64);
         truncated.append_value(cut);
         date.append_value(&today);
     }
@@ -1130,6 +1156,9 @@ pub struct Counts {
     pub events: [u64; EventType::ALL.len()],
     pub dead_letters: u64,
     pub skipped: u64,
+    /// CloudTrail records of identities that are not a function's role
+    /// session (users, services, other sessions): valid, not stored.
+    pub skipped_cloudtrail: u64,
 }
 
 impl Counts {
@@ -1143,6 +1172,7 @@ impl Counts {
         }
         self.dead_letters += other.dead_letters;
         self.skipped += other.skipped;
+        self.skipped_cloudtrail += other.skipped_cloudtrail;
     }
 }
 
@@ -1177,8 +1207,11 @@ impl Sink for BatchSink {
         self.counts.dead_letters += 1;
         self.dead.push(dl);
     }
-    fn skipped(&mut self, _what: &'static str) {
+    fn skipped(&mut self, what: &'static str) {
         self.counts.skipped += 1;
+        if what == crate::decode::cloudtrail::SKIPPED_IDENTITY {
+            self.counts.skipped_cloudtrail += 1;
+        }
     }
 }
 
@@ -1372,8 +1405,8 @@ mod tests {
 
     #[test]
     fn raw_bytes_are_text_or_base64() {
-        assert_eq!(encode_raw(b"abc"), ("abc".to_string(), "utf8", false));
-        let (t, e, _) = encode_raw(&[0xff, 0xfe]);
+        assert_eq!(encode_raw(b"abc", 3), ("abc".to_string(), "utf8", false));
+        let (t, e, _) = encode_raw(&[0xff, 0xfe], 2);
         assert_eq!((t.as_str(), e), ("//4=", "base64"));
     }
 }

@@ -151,6 +151,17 @@ pub struct EventRow<'a> {
     pub log_stream: Option<Str<'a>>,
     /// Unknown input fields, as a JSON object text.
     pub extra: Option<String>,
+    // v1.1: api_call and function_config
+    /// `sensor` (the default when absent), `cloudtrail` or `inventory`.
+    pub source: Option<Str<'a>>,
+    pub source_ip: Option<Str<'a>>,
+    pub user_agent: Option<Str<'a>>,
+    /// CloudTrail's `eventID`: the same call counts once however often it is delivered.
+    pub event_id: Option<Str<'a>>,
+    /// The role's policy statements, as the JSON array text the contract gives.
+    pub statements: Option<Str<'a>>,
+    /// Names of the function's environment variables (never their values).
+    pub env_keys: Option<Vec<Str<'a>>>,
 }
 
 impl<'a> EventRow<'a> {
@@ -208,6 +219,12 @@ impl<'a> EventRow<'a> {
             log_group: None,
             log_stream: None,
             extra: None,
+            source: None,
+            source_ip: None,
+            user_agent: None,
+            event_id: None,
+            statements: None,
+            env_keys: None,
         }
     }
 }
@@ -318,6 +335,11 @@ impl fmt::Display for Position {
     }
 }
 
+/// Most raw bytes kept for one dead letter; the rest is counted in
+/// [`DeadLetter::raw_size`], not kept. Cut when the dead letter is made, so a
+/// record that yields many dead letters holds at most this much per letter.
+pub const MAX_DEAD_LETTER_RAW: usize = 64 * 1024;
+
 /// A record (or part of one) that could not be decoded.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
@@ -326,8 +348,11 @@ pub struct DeadLetter {
     /// The offending field, when the problem is one field.
     pub field: Option<String>,
     pub position: Position,
-    /// The bytes of the rejected record (or inner record).
+    /// The bytes of the rejected record (or inner record), at most
+    /// [`MAX_DEAD_LETTER_RAW`] of them.
     pub raw: Vec<u8>,
+    /// How many bytes the rejected record had before they were cut.
+    pub raw_size: usize,
 }
 
 impl DeadLetter {
@@ -336,7 +361,8 @@ impl DeadLetter {
             reason: reason.into(),
             field: None,
             position: position.clone(),
-            raw: raw.to_vec(),
+            raw: raw[..raw.len().min(MAX_DEAD_LETTER_RAW)].to_vec(),
+            raw_size: raw.len(),
         }
     }
 
@@ -441,6 +467,12 @@ impl EventRow<'_> {
             log_group: own(&self.log_group),
             log_stream: own(&self.log_stream),
             extra: self.extra.clone(),
+            source: own(&self.source),
+            source_ip: own(&self.source_ip),
+            user_agent: own(&self.user_agent),
+            event_id: own(&self.event_id),
+            statements: own(&self.statements),
+            env_keys: own_list(&self.env_keys),
         }
     }
 }

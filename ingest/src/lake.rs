@@ -248,6 +248,56 @@ async fn open_table(location: &Location, display: &str, name: &str) -> Result<De
     })
 }
 
+/// The `events` columns this build writes that `table` lacks.
+fn missing_event_columns(table: &DeltaTable) -> Result<Vec<deltalake::kernel::StructField>> {
+    let have: std::collections::HashSet<String> = table
+        .snapshot()
+        .map_err(delta_err(EVENTS, "read the schema"))?
+        .schema()
+        .fields()
+        .map(|f| f.name().to_string())
+        .collect();
+    let want: StructType = events_schema()
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| IngestError::Internal(format!("schema of `{EVENTS}`: {e}")))?;
+    Ok(want
+        .fields()
+        .filter(|f| !have.contains(f.name()))
+        .cloned()
+        .collect())
+}
+
+/// Upgrades the `events` table of a lake made by an older build in place:
+/// the columns added since (contract v1.1: `source`, `source_ip`,
+/// `user_agent`, `event_id`, `statements`, `env_keys`) are added to the
+/// table's schema in one metadata-only commit, and the files written before
+/// read them as null. A lake another process upgraded first is re-read.
+async fn upgrade_events(location: &Location, spec: &str, table: DeltaTable) -> Result<DeltaTable> {
+    let missing = missing_event_columns(&table)?;
+    if missing.is_empty() {
+        return Ok(table);
+    }
+    let names: Vec<String> = missing.iter().map(|f| f.name().to_string()).collect();
+    match table.add_columns().with_fields(missing).await {
+        Ok(t) => {
+            info!(lake = %spec, columns = %names.join(", "), "upgraded the events table: added the columns of contract v1.1");
+            Ok(t)
+        }
+        Err(e) => {
+            let t = open_table(location, spec, EVENTS).await?;
+            if missing_event_columns(&t)?.is_empty() {
+                return Ok(t);
+            }
+            Err(IngestError::Delta {
+                table: EVENTS.to_string(),
+                step: "add the columns of contract v1.1 (source, source_ip, user_agent, event_id, statements, env_keys) to a lake made by an older fnwatch",
+                source: Box::new(e),
+            })
+        }
+    }
+}
+
 /// Creates a table; when another process created it first, opens theirs.
 async fn create_table(
     location: &Location,
@@ -305,6 +355,7 @@ impl Lake {
         let store = location.store()?;
         let marker = read_marker(store.as_ref(), spec).await?;
         let events = open_table(&location, spec, EVENTS).await?;
+        let events = upgrade_events(&location, spec, events).await?;
         let dead_letters = open_table(&location, spec, DEAD_LETTERS).await?;
         Ok(Lake {
             location,

@@ -115,6 +115,15 @@ static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         s("log_group"),
         s("log_stream"),
         s("extra"),
+        // v1.1: where an api_call or function_config came from, and what
+        // CloudTrail and the inventory add (placed after `extra` so that the
+        // columns of lakes made before them keep their positions)
+        s("source"),
+        s("source_ip"),
+        s("user_agent"),
+        s("event_id"),
+        s("statements"),
+        l("env_keys"),
         Field::new("ingested_at", ts(), false),
         Field::new("date", DataType::Utf8, false),
     ]))

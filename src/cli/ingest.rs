@@ -231,6 +231,12 @@ pub(super) fn print_summary(r: &IngestReport, lake: &str) {
             }
         }
     }
+    if r.counts.skipped_cloudtrail > 0 {
+        println!(
+            "skipped: {} CloudTrail records of other identities (users, services, role sessions that are not a function's)",
+            thousands(r.counts.skipped_cloudtrail)
+        );
+    }
     if r.counts.dead_letters > 0 {
         println!(
             "dead letters (first {} of {}; all are in the `dead_letters` table):",

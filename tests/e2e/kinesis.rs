@@ -529,6 +529,145 @@ fn poison_record_is_dead_lettered_with_its_shard_and_sequence_number() {
     );
 }
 
+/// Peak resident memory of a running process, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// A gzip record of a few kilobytes that inflates to ten million bad array
+/// elements, between two good records: the worker stays within bounded
+/// memory, dead-letters the bomb as one summarised row and keeps the good
+/// records after it (before, such a record took the worker to 16 GB and a
+/// panic, before any checkpoint).
+#[test]
+fn a_record_bomb_is_one_dead_letter_and_the_records_after_it_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    k.create_stream("bomb", 1);
+    let n = 10_000_000;
+    let mut text = Vec::with_capacity(2 * n + 2);
+    text.push(b'[');
+    for i in 0..n {
+        if i > 0 {
+            text.push(b',');
+        }
+        text.push(b'1');
+    }
+    text.push(b']');
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&text).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1024 * 1024, "{} bytes", bomb.len());
+    let line = |r: &str, q: &str| crate::common::dns_line("orders", r, q);
+    k.put_raw("bomb", "orders", line("r-1", "example.com").as_bytes());
+    k.put_raw("bomb", "orders", &bomb);
+    k.put_raw("bomb", "orders", line("r-2", "example.org").as_bytes());
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "bomb", "w1", &[], &[]);
+    wait_until("both good records", Duration::from_secs(120), || {
+        events(&lake) >= 2
+    });
+    wait_until("the dead letter", Duration::from_secs(30), || {
+        lake.join("dead_letters/_delta_log").is_dir()
+            && count(&lake, "SELECT count(*) FROM dead_letters") >= 1
+    });
+    let peak = peak_rss(w.child.id());
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert!(
+        peak > 0 && peak < 1024 * 1024 * 1024,
+        "the worker's peak memory was {} MB",
+        peak / (1024 * 1024)
+    );
+    let rows = crate::common::query(&lake, "SELECT reason, raw_size FROM dead_letters");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let reason = rows[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("record has {n} bad parts")),
+        "{reason}"
+    );
+    assert_eq!(rows[0]["raw_size"].as_i64(), Some(bomb.len() as i64));
+    assert_eq!(events(&lake), 2, "the records beside the bomb are kept");
+}
+
+/// CloudTrail through the stream: a trail's CloudWatch Logs subscription
+/// (gzip payloads from a log group outside `/aws/lambda/`) and EventBridge
+/// "AWS API Call via CloudTrail" events in the same stream as telemetry;
+/// the same `eventID` from both is one row of `api_calls`.
+#[test]
+fn cloudtrail_from_a_trails_log_group_and_eventbridge_lands_once_per_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = Kinesalite::start(&dir.path().join("kinesalite"), false);
+    k.create_stream("ct", 1);
+    let rec = |id: &str, ip: &str| {
+        serde_json::json!({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/orders-role/orders-api", "accountId": "123456789012"},
+            "eventTime": "2026-11-23T10:00:00Z", "eventSource": "dynamodb.amazonaws.com", "eventName": "PutItem",
+            "awsRegion": "us-east-1", "sourceIPAddress": ip, "userAgent": "Boto3/1.34.34 exec-env/AWS_Lambda_python3.12",
+            "requestParameters": {"tableName": "orders"}, "eventID": id, "recipientAccountId": "123456789012"
+        })
+    };
+    let cw = serde_json::json!({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012",
+        "logGroup": "aws-cloudtrail-logs-123456789012-abcd", "logStream": "123456789012_CloudTrail_us-east-1",
+        "subscriptionFilters": ["fnwatch"],
+        "logEvents": [
+            {"id": "1", "timestamp": 1_795_428_000_000i64, "message": rec("ev-1", "3.91.1.2").to_string()},
+            {"id": "2", "timestamp": 1_795_428_000_000i64, "message": rec("ev-2", "3.91.1.3").to_string()}
+        ]
+    });
+    let eb = serde_json::json!({
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.dynamodb", "account": "123456789012", "time": "2026-11-23T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": rec("ev-1", "3.91.1.2")
+    });
+    k.put_raw(
+        "ct",
+        "trail",
+        &crate::common::gzip(cw.to_string().as_bytes()),
+    );
+    k.put_raw("ct", "trail", eb.to_string().as_bytes());
+    k.put_raw(
+        "ct",
+        "orders",
+        crate::common::dns_line("orders-api", "r-1", "example.com").as_bytes(),
+    );
+    let lake = dir.path().join("lake");
+    let mut w = WorkerProc::start(&k, &lake, "ct", "w1", &[], &[]);
+    wait_until("every record", Duration::from_secs(60), || {
+        events(&lake) >= 4
+    });
+    let (code, _) = w.term();
+    assert_eq!(code, 0, "{}", w.log());
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM events WHERE type = 'api_call'"),
+        3
+    );
+    let rows = crate::common::query(
+        &lake,
+        "SELECT event_id, function, resource, source FROM api_calls ORDER BY event_id",
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["event_id"], "ev-1");
+    assert_eq!(rows[0]["function"], "orders-api");
+    assert_eq!(
+        rows[0]["resource"],
+        "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+    );
+    assert_eq!(rows[1]["source"], "cloudtrail");
+    assert!(
+        !lake.join("dead_letters/_delta_log").is_dir()
+            || count(&lake, "SELECT count(*) FROM dead_letters") == 0
+    );
+}
+
 /// Versions of the events table's commits that wrote each shard's
 /// position, from the Delta log: (first version with a position, version
 /// that marked it finished).

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use super::telemetry_api::{
     Bounded, FieldError, TelemetryState, json_kind, json_str, kind_of_text, request_key, truncate,
 };
-use crate::event::{EventRow, EventType, Position, Sink, Step};
+use crate::event::{DeadLetter, EventRow, EventType, Position, Sink, Step};
 
 /// The log group prefix of Lambda functions.
 const LAMBDA_PREFIX: &str = "/aws/lambda/";
@@ -59,6 +59,8 @@ struct PayloadProbe<'a> {
     log_stream: Option<&'a RawValue>,
     #[serde(rename = "logEvents", borrow, default)]
     log_events: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    owner: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -112,8 +114,14 @@ fn decode_payload_inner(
         }
     }
     let log_group = payload_str(probe.log_group, "logGroup")?;
+    let owner = probe.owner.and_then(json_str);
     let function = match log_group.strip_prefix(LAMBDA_PREFIX) {
         Some(f) if !f.is_empty() && !f.contains('/') => f,
+        // A trail that delivers to CloudWatch Logs: each message is a
+        // CloudTrail record (contract section 6).
+        _ if probe.log_events.is_some_and(|e| trail_messages(e.get())) => {
+            return decode_trail_events(probe.log_events, &log_group, pos, sink);
+        }
         _ => {
             return Err(FieldError::new(
                 "logGroup",
@@ -139,33 +147,44 @@ fn decode_payload_inner(
             "cloudwatch logs data message has no `logEvents` field",
         )
     })?;
-    let events: Vec<&RawValue> = serde_json::from_str(events_raw.get()).map_err(|_| {
-        FieldError::new(
+    if !events_raw.get().starts_with('[') {
+        return Err(FieldError::new(
             "logEvents",
             format!(
                 "field `logEvents` is {}, expected an array",
                 json_kind(events_raw)
             ),
-        )
-    })?;
+        ));
+    }
 
     let group = Group {
         function,
+        owner: owner.as_deref(),
         log_group: &log_group,
         log_stream: log_stream.as_deref(),
     };
-    for (i, ev) in events.iter().enumerate() {
-        let ev_pos = pos.child(Step::LogEvent(u32::try_from(i).unwrap_or(u32::MAX)));
-        if let Err(e) = decode_log_event(ev.get(), &group, &ev_pos, cw, tapi, sink) {
-            sink.dead_letter(e.dead_letter(&ev_pos, ev.get()));
+    // The log events are decoded as the array is read, never collected: a
+    // payload of millions of tiny entries costs no more than its text. The
+    // whole payload already parsed, so the array is well formed.
+    let walked = crate::decode::for_each_element(events_raw.get(), |i, ev| {
+        let ev_pos = pos.child(Step::LogEvent(i));
+        if let Err(e) = decode_log_event(ev, &group, &ev_pos, cw, tapi, sink) {
+            sink.dead_letter(e.dead_letter(&ev_pos, ev));
         }
-    }
-    Ok(())
+    });
+    walked.map_err(|e| {
+        FieldError::new(
+            "logEvents",
+            format!("field `logEvents` cannot be read as an array: {e}"),
+        )
+    })
 }
 
 /// The log group a payload's events belong to.
 struct Group<'g> {
     function: &'g str,
+    /// The account that owns the log group (the payload's `owner`).
+    owner: Option<&'g str>,
     log_group: &'g str,
     log_stream: Option<&'g str>,
 }
@@ -353,7 +372,7 @@ fn json_line(
     let kind = probe.kind.and_then(json_str);
     if let Some(kind) = kind.as_deref() {
         if EventType::from_native(kind).is_some() {
-            super::native::decode_native(line, ctx.pos, sink);
+            decode_bound_native(line, ctx, sink);
             return true;
         }
         if kind.starts_with("platform.") {
@@ -384,6 +403,122 @@ fn json_line(
     }
     emit_log(line, request_id, ctx, sink);
     true
+}
+
+/// A native event logged by a function is bound to its log group's identity
+/// (contract v1.1, section 3): its `function` must be the log group's, and
+/// its `account`, when present, the payload's `owner` (which it gets when
+/// absent). An event that claims another function or account is a dead
+/// letter naming both: one function must not write telemetry in another's name.
+fn decode_bound_native(line: &str, ctx: &Ctx<'_, '_>, sink: &mut dyn Sink) {
+    let mut row = match super::native::parse_native(line) {
+        Ok(row) => row,
+        Err(e) => {
+            sink.dead_letter(super::native::native_dead_letter(e, ctx.pos, line));
+            return;
+        }
+    };
+    let group = ctx.group;
+    if row.function != group.function {
+        sink.dead_letter(
+            DeadLetter::new(
+                format!(
+                    "event claims function `{}` but was logged in the log group of function `{}` ({}); one function cannot write telemetry in another's name",
+                    truncate(&row.function, 170),
+                    group.function,
+                    truncate(group.log_group, 256)
+                ),
+                ctx.pos,
+                line.as_bytes(),
+            )
+            .with_field("function"),
+        );
+        return;
+    }
+    match (row.account.as_deref(), group.owner) {
+        (Some(claimed), Some(owner)) if claimed != owner => {
+            sink.dead_letter(
+                DeadLetter::new(
+                    format!(
+                        "event claims account `{}` but was logged by account `{owner}`, which owns the log group {}; one function cannot write telemetry in another's name",
+                        truncate(claimed, 64),
+                        truncate(group.log_group, 256)
+                    ),
+                    ctx.pos,
+                    line.as_bytes(),
+                )
+                .with_field("account"),
+            );
+            return;
+        }
+        (None, Some(owner)) if owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()) => {
+            row.account = Some(Cow::Borrowed(owner));
+        }
+        _ => {}
+    }
+    sink.event(&row);
+}
+
+/// Whether the first log event of a payload outside `/aws/lambda/` carries
+/// a CloudTrail record.
+fn trail_messages(events: &str) -> bool {
+    #[derive(Deserialize)]
+    struct First<'a> {
+        #[serde(borrow, default)]
+        message: Option<&'a RawValue>,
+    }
+    let mut first = None;
+    let _ = crate::decode::for_each_element(events, |i, ev| {
+        if i == 0 {
+            first = serde_json::from_str::<First<'_>>(ev)
+                .ok()
+                .and_then(|f| f.message);
+        }
+    });
+    first
+        .and_then(json_str)
+        .is_some_and(|m| super::cloudtrail::looks_like_record(m.trim_start()))
+}
+
+/// The log events of a trail's log group: each message is one CloudTrail record.
+fn decode_trail_events(
+    events: Option<&RawValue>,
+    log_group: &str,
+    pos: &Position,
+    sink: &mut dyn Sink,
+) -> Result<(), FieldError> {
+    let Some(events) = events else {
+        return Ok(());
+    };
+    let walked = crate::decode::for_each_element(events.get(), |i, ev| {
+        let ev_pos = pos.child(Step::LogEvent(i));
+        let message = serde_json::from_str::<LogEventProbe<'_>>(ev)
+            .ok()
+            .and_then(|p| p.message)
+            .and_then(json_str);
+        match message {
+            Some(m) if super::cloudtrail::looks_like_record(m.trim_start()) => {
+                super::cloudtrail::decode_record_text(m.trim(), &ev_pos, sink)
+            }
+            _ => sink.dead_letter(
+                DeadLetter::new(
+                    format!(
+                        "log event of the log group `{}` (a trail's, not a lambda function's) is not a cloudtrail record",
+                        truncate(log_group, 256)
+                    ),
+                    &ev_pos,
+                    ev.as_bytes(),
+                )
+                .with_field("message"),
+            ),
+        }
+    });
+    walked.map_err(|e| {
+        FieldError::new(
+            "logEvents",
+            format!("field `logEvents` cannot be read as an array: {e}"),
+        )
+    })
 }
 
 fn is_error_level(s: &str) -> bool {
@@ -1267,5 +1402,37 @@ mod tests {
         assert_eq!(sink.dead.len(), 1);
         assert_eq!(sink.dead[0].field.as_deref(), Some("logGroup"));
         assert!(sink.events.is_empty());
+    }
+
+    /// Contract v1.1, section 3: a native event in a function's log group is
+    /// bound to that function and the payload's owner account.
+    #[test]
+    fn native_events_are_bound_to_the_log_groups_identity() {
+        let own = r#"{"type":"dns","time":"2026-11-23T10:00:00Z","function":"orders-api","request_id":"r-1","query":"a.example.com"}"#;
+        let accounted = r#"{"type":"dns","time":"2026-11-23T10:00:00Z","function":"orders-api","account":"123456789012","request_id":"r-2","query":"b.example.com"}"#;
+        let other_fn = r#"{"type":"api_call","time":"2026-11-23T10:00:00Z","function":"payments-api","request_id":"r-3","service":"kms","action":"Decrypt"}"#;
+        let other_acct = r#"{"type":"dns","time":"2026-11-23T10:00:00Z","function":"orders-api","account":"999999999999","request_id":"r-4","query":"c.example.com"}"#;
+        let sink = decode(&payload(GROUP, &[own, other_fn, accounted, other_acct]));
+        assert_eq!(sink.events.len(), 2, "{:?}", sink.dead);
+        assert!(
+            sink.events
+                .iter()
+                .all(|e| e.account.as_deref() == Some("123456789012"))
+        );
+        assert_eq!(sink.dead.len(), 2);
+        let (f, a) = (&sink.dead[0], &sink.dead[1]);
+        assert_eq!(f.field.as_deref(), Some("function"));
+        assert!(
+            f.reason.contains("`payments-api`") && f.reason.contains("`orders-api`"),
+            "{}",
+            f.reason
+        );
+        assert_eq!(f.position.steps, vec![Step::LogEvent(1)]);
+        assert_eq!(a.field.as_deref(), Some("account"));
+        assert!(
+            a.reason.contains("`999999999999`") && a.reason.contains("`123456789012`"),
+            "{}",
+            a.reason
+        );
     }
 }

@@ -130,6 +130,35 @@ fn hex(b: &[u8]) -> String {
     s
 }
 
+/// Builds KPL aggregates for other modules' tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// An aggregate of `records` (one partition key), framed with the magic
+    /// and the MD5 trailer as the KPL writes it.
+    pub(crate) fn aggregate(records: &[&[u8]]) -> Vec<u8> {
+        let body = AggregatedRecord {
+            partition_key_table: vec!["k".to_string()],
+            explicit_hash_key_table: Vec::new(),
+            records: records
+                .iter()
+                .map(|r| Record {
+                    partition_key_index: 0,
+                    explicit_hash_key_index: None,
+                    data: Bytes::copy_from_slice(r),
+                    tags: Vec::new(),
+                })
+                .collect(),
+        }
+        .encode_to_vec();
+        let mut out = KPL_MAGIC.to_vec();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(Md5::digest(&body).as_slice());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -542,5 +571,21 @@ mod tests {
             let sink = run(&frame(&body[..i]));
             assert!(!sink.events.is_empty() || !sink.dead.is_empty(), "cut {i}");
         }
+    }
+
+    /// A KPL aggregate of thousands of broken inner records is one dead
+    /// letter that summarises them; its good records are kept.
+    #[test]
+    fn many_bad_inner_records_are_summarised() {
+        let mut records: Vec<Record> = (0..5_000)
+            .map(|i| record(0, format!("bad {i}").as_bytes()))
+            .collect();
+        records.push(record(0, DNS.as_bytes()));
+        let sink = run(&aggregate(records));
+        assert_eq!(sink.events.len(), 1);
+        assert_eq!(sink.dead.len(), 1);
+        let reason = &sink.dead[0].reason;
+        assert!(reason.starts_with("record has 5000 bad parts"), "{reason}");
+        assert!(reason.contains("the first at kpl record 0"), "{reason}");
     }
 }

@@ -7,11 +7,14 @@
 //! batch). Nested shapes decode recursively. Every problem becomes a dead
 //! letter for the smallest part that is bad; the good parts beside it are kept.
 
+pub mod cloudtrail;
 pub mod cloudwatch;
 pub mod kpl;
 pub mod native;
 pub mod telemetry_api;
 
+#[cfg(test)]
+pub(crate) mod fuzz;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +34,12 @@ pub struct Limits {
     pub max_decompressed_bytes: usize,
     /// Deepest nesting of record shapes (KPL in gzip in ...).
     pub max_depth: u32,
+    /// Most dead letters one record (a file line, a Kinesis record, with
+    /// everything nested in it) gets one by one. A record with more bad parts
+    /// (a gzip bomb of `[1,1,1,...]`, a KPL aggregate of a million broken
+    /// inner records) becomes one dead letter that summarises them, so one
+    /// record can never cost more than this many rows of memory.
+    pub max_dead_letters_per_record: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +48,7 @@ impl Default for Limits {
             max_record_bytes: 4 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_depth: 4,
+            max_dead_letters_per_record: 100,
         }
     }
 }
@@ -65,8 +75,101 @@ impl DecodeState {
 pub const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 
 /// Decodes one record (a Kinesis record's data, or one line of a file).
+///
+/// The record's events go to `sink` as they are decoded. Its dead letters are
+/// held until the record is done: up to
+/// [`Limits::max_dead_letters_per_record`] of them reach `sink` one by one,
+/// and a record with more becomes one dead letter summarising them all.
 pub fn decode_record(bytes: &[u8], pos: &Position, state: &mut DecodeState, sink: &mut dyn Sink) {
-    decode_at_depth(bytes, pos, state, sink, 0)
+    let mut record = RecordSink::new(sink, state.limits.max_dead_letters_per_record);
+    decode_at_depth(bytes, pos, state, &mut record, 0);
+    record.finish(pos, bytes);
+}
+
+/// The sink of one record: passes events on, holds at most `limit` dead
+/// letters and counts the rest.
+struct RecordSink<'s> {
+    inner: &'s mut dyn Sink,
+    limit: usize,
+    held: Vec<DeadLetter>,
+    count: u64,
+}
+
+impl<'s> RecordSink<'s> {
+    fn new(inner: &'s mut dyn Sink, limit: usize) -> Self {
+        RecordSink {
+            inner,
+            limit,
+            held: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn finish(self, pos: &Position, bytes: &[u8]) {
+        if self.count <= self.limit as u64 {
+            for dl in self.held {
+                self.inner.dead_letter(dl);
+            }
+            return;
+        }
+        self.inner
+            .dead_letter(summarise_dead_letters(&self.held, self.count, pos, bytes));
+    }
+}
+
+impl Sink for RecordSink<'_> {
+    fn event(&mut self, row: &crate::event::EventRow<'_>) {
+        self.inner.event(row);
+    }
+    fn dead_letter(&mut self, dl: DeadLetter) {
+        self.count += 1;
+        if self.held.len() < self.limit {
+            self.held.push(dl);
+        }
+    }
+    fn skipped(&mut self, what: &'static str) {
+        self.inner.skipped(what);
+    }
+}
+
+/// One dead letter for a record with `count` bad parts, of which `first`
+/// are the first: the count, the distinct reasons among the first (with how
+/// often each came), where the first was, and the record's own bytes.
+fn summarise_dead_letters(
+    first: &[DeadLetter],
+    count: u64,
+    pos: &Position,
+    bytes: &[u8],
+) -> DeadLetter {
+    let mut reasons: Vec<(&str, u64)> = Vec::new();
+    for dl in first {
+        match reasons.iter_mut().find(|(r, _)| *r == dl.reason) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((&dl.reason, 1)),
+        }
+    }
+    let shown: Vec<String> = reasons
+        .iter()
+        .take(3)
+        .map(|(r, n)| format!("{n}× {}", truncate(r, 160)))
+        .collect();
+    let mut reason = format!(
+        "record has {count} bad parts, more than the {} kept one by one; they are summarised here. Among the first {}: {}",
+        first.len(),
+        first.len(),
+        shown.join("; ")
+    );
+    if reasons.len() > 3 {
+        reason.push_str(&format!("; and {} other reasons", reasons.len() - 3));
+    }
+    if let Some(dl) = first.first()
+        && !dl.position.steps.is_empty()
+    {
+        reason.push_str(&format!(" (the first at {})", dl.position.steps_text()));
+    }
+    let mut dl = DeadLetter::new(reason, pos, bytes);
+    dl.field = first.first().and_then(|d| d.field.clone());
+    dl
 }
 
 pub(crate) fn decode_at_depth(
@@ -87,7 +190,9 @@ pub(crate) fn decode_at_depth(
         ));
         return;
     }
-    if bytes.len() > state.limits.max_record_bytes {
+    if bytes.len() > state.limits.max_record_bytes
+        && !(bytes.len() <= state.limits.max_decompressed_bytes && is_cloudtrail_file(bytes))
+    {
         sink.dead_letter(DeadLetter::new(
             format!(
                 "record too large: {} bytes (limit {} bytes)",
@@ -139,6 +244,14 @@ pub(crate) fn decode_at_depth(
             bytes,
         )),
     }
+}
+
+/// Whether a record is a CloudTrail log file as CloudTrail writes it
+/// (`{"Records":[`): such files are often larger than one telemetry record
+/// and are taken up to the decompressed-record limit.
+fn is_cloudtrail_file(bytes: &[u8]) -> bool {
+    let t = trim_ascii_start(bytes);
+    t.starts_with(b"{") && trim_ascii_start(&t[1..]).starts_with(b"\"Records\"")
 }
 
 fn trim_ascii_start(b: &[u8]) -> &[u8] {
@@ -214,7 +327,13 @@ fn decode_object(text: &str, pos: &Position, state: &mut DecodeState, sink: &mut
         cloudwatch::decode_payload(text, pos, &mut state.cloudwatch, &mut state.telemetry, sink);
         return;
     }
-    native::decode_native(text, pos, sink);
+    match cloudtrail::envelope(text) {
+        Some(cloudtrail::Envelope::LogFile) => cloudtrail::decode_log_file(text, pos, sink),
+        Some(cloudtrail::Envelope::EventBridge) => cloudtrail::decode_eventbridge(text, pos, sink),
+        Some(cloudtrail::Envelope::Digest) => sink.skipped("cloudtrail digest file"),
+        Some(cloudtrail::Envelope::Record) => cloudtrail::decode_record_text(text, pos, sink),
+        None => native::decode_native(text, pos, sink),
+    }
 }
 
 /// A CloudWatch Logs subscription payload has a top-level `messageType`.
@@ -235,19 +354,65 @@ fn looks_like_cloudwatch(text: &str) -> bool {
     )
 }
 
-/// A JSON array: native events, or Lambda Telemetry API items.
+/// A JSON array: native events, or Lambda Telemetry API items. Elements are
+/// decoded as the array is read, never collected first: an array of millions
+/// of tiny elements costs no more memory than its text.
 fn decode_json_array(text: &str, pos: &Position, state: &mut DecodeState, sink: &mut dyn Sink) {
-    let items: Vec<&RawValue> = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            sink.dead_letter(DeadLetter::new(
-                format!("JSON array is malformed: {e}"),
-                pos,
-                text.as_bytes(),
-            ));
-            return;
+    // A malformed array is one dead letter and nothing of it is taken (its
+    // raw bytes replay whole): check the syntax first, allocating nothing.
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        sink.dead_letter(DeadLetter::new(
+            format!("JSON array is malformed: {e}"),
+            pos,
+            text.as_bytes(),
+        ));
+        return;
+    }
+    let walked = for_each_element(text, |i, raw| {
+        decode_array_element(raw, &pos.child(Step::Element(i)), state, sink);
+    });
+    if let Err(e) = walked {
+        // Not reached after the check above; kept so no error is silent.
+        tracing::warn!(position = %pos, error = %e, "JSON array could not be walked after it parsed");
+    }
+}
+
+/// Calls `f` with the index and text of each element of the JSON array
+/// `text`, in order, as the array is read: nothing is collected, so an array
+/// of millions of tiny elements costs no memory beyond its text. An error
+/// when `text` is not an array or is malformed (the elements before the
+/// error were passed to `f` already).
+pub(crate) fn for_each_element<'de>(
+    text: &'de str,
+    f: impl FnMut(u32, &'de str),
+) -> Result<(), serde_json::Error> {
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_str(text);
+    (&mut de).deserialize_seq(ElementWalk(f))?;
+    de.end()
+}
+
+struct ElementWalk<F>(F);
+
+impl<'de, F: FnMut(u32, &'de str)> serde::de::Visitor<'de> for ElementWalk<F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut i: u32 = 0;
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            (self.0)(i, item.get());
+            i = i.saturating_add(1);
         }
-    };
+        Ok(())
+    }
+}
+
+/// One element of a JSON array: a Telemetry API item or a native event.
+fn decode_array_element(raw: &str, p: &Position, state: &mut DecodeState, sink: &mut dyn Sink) {
     #[derive(serde::Deserialize)]
     struct TypeProbe<'a> {
         #[serde(rename = "type", borrow, default)]
@@ -255,32 +420,27 @@ fn decode_json_array(text: &str, pos: &Position, state: &mut DecodeState, sink: 
         #[serde(borrow, default)]
         record: Option<&'a RawValue>,
     }
-    for (i, item) in items.iter().enumerate() {
-        let p = pos.child(Step::Element(i as u32));
-        let raw = item.get();
-        if !raw.starts_with('{') {
-            sink.dead_letter(DeadLetter::new(
-                "array element is not a JSON object",
-                &p,
-                raw.as_bytes(),
-            ));
-            continue;
+    if !raw.starts_with('{') {
+        sink.dead_letter(DeadLetter::new(
+            "array element is not a JSON object",
+            p,
+            raw.as_bytes(),
+        ));
+        return;
+    }
+    let telemetry = match serde_json::from_str::<TypeProbe<'_>>(raw) {
+        Ok(TypeProbe {
+            kind: Some(k),
+            record,
+        }) => {
+            telemetry_api::is_telemetry_type(&k) && (record.is_some() || k.starts_with("platform."))
         }
-        let telemetry = match serde_json::from_str::<TypeProbe<'_>>(raw) {
-            Ok(TypeProbe {
-                kind: Some(k),
-                record,
-            }) => {
-                telemetry_api::is_telemetry_type(&k)
-                    && (record.is_some() || k.starts_with("platform."))
-            }
-            _ => false,
-        };
-        if telemetry {
-            telemetry_api::decode_item(raw, None, &p, &mut state.telemetry, sink);
-        } else {
-            native::decode_native(raw, &p, sink);
-        }
+        _ => false,
+    };
+    if telemetry {
+        telemetry_api::decode_item(raw, None, p, &mut state.telemetry, sink);
+    } else {
+        native::decode_native(raw, p, sink);
     }
 }
 

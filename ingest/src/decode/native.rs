@@ -255,6 +255,12 @@ typed_fields! {
     triggers: OptStrList = CFG,
     layers: OptStrList = CFG,
     code_sha256: OptStr = CFG,
+    source: OptStr = API | CFG,
+    source_ip: OptStr = API,
+    user_agent: OptStr = API,
+    event_id: OptStr = API,
+    statements: OptJsonArray = CFG,
+    env_keys: OptStrList = CFG,
 }
 
 struct EventVisitor<'c, 'r, 'de> {
@@ -345,7 +351,11 @@ fn validate<'a>(row: &mut EventRow<'a>, p: Parsed<'a>) -> Result<(), NativeError
         ));
     }
     row.function = function;
-    if event_type != EventType::FunctionConfig && row.request_id.is_none() {
+    // A function's configuration and a CloudTrail call (contract v1.1,
+    // section 6) belong to the function, not to one invocation.
+    let whole_function = event_type == EventType::FunctionConfig
+        || (event_type == EventType::ApiCall && row.source.as_deref() == Some("cloudtrail"));
+    if !whole_function && row.request_id.is_none() {
         return Err(missing("request_id"));
     }
     if let Some(a) = &row.account
@@ -656,6 +666,24 @@ impl<'de> DeserializeSeed<'de> for StrSeed {
 
 /// The triggering event sample: an object (kept as its JSON text) or a string.
 struct OptEventSample<'de>(Option<Cow<'de, str>>);
+
+/// A JSON array kept as its text (`statements` of a `function_config`).
+struct OptJsonArray<'de>(Option<Cow<'de, str>>);
+
+impl<'de> de::Deserialize<'de> for OptJsonArray<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = de::Deserialize::deserialize(d)?;
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'[') => Ok(OptJsonArray(Some(Cow::Borrowed(text)))),
+            Some(b'n') => Ok(OptJsonArray(None)),
+            _ => Err(de::Error::custom(format!(
+                "expected an array, got `{}`",
+                truncate(text, 32)
+            ))),
+        }
+    }
+}
 
 impl<'de> de::Deserialize<'de> for OptEventSample<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

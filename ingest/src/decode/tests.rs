@@ -382,3 +382,86 @@ fn common_timestamps_read_like_chrono() {
     }
     assert!(read > 15_000, "the shortcut read only {read} stamps");
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).expect("gzip into memory");
+    enc.finish().expect("gzip into memory")
+}
+
+/// A small gzip record that inflates to millions of bad array elements is one
+/// summarising dead letter, not millions; the good events beside the bad
+/// elements are kept.
+#[test]
+fn a_record_bomb_is_one_summarised_dead_letter() {
+    let n = 3_000_000;
+    let mut text = String::with_capacity(2 * n + 600);
+    text.push('[');
+    text.push_str(DNS);
+    for _ in 0..n {
+        text.push_str(",1");
+    }
+    text.push(',');
+    text.push_str(INV);
+    text.push(']');
+    let bomb = gzip(text.as_bytes());
+    assert!(
+        bomb.len() < 64 * 1024,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
+    let sink = decode(&bomb);
+    assert_eq!(sink.events.len(), 2, "the two good events are kept");
+    assert_eq!(sink.dead.len(), 1, "one dead letter for the whole record");
+    let dl = &sink.dead[0];
+    assert!(
+        dl.reason.starts_with(&format!("record has {n} bad parts")),
+        "{}",
+        dl.reason
+    );
+    assert!(
+        dl.reason.contains("array element is not a JSON object"),
+        "{}",
+        dl.reason
+    );
+    assert!(
+        dl.reason.contains("the first at array element 1"),
+        "{}",
+        dl.reason
+    );
+    assert!(dl.position.steps.is_empty(), "the summary names the record");
+    assert_eq!(dl.raw, bomb, "the record's own (compressed) bytes are kept");
+}
+
+/// Up to the limit, every bad part is a dead letter of its own; one more
+/// and they are summarised.
+#[test]
+fn bad_parts_are_kept_apart_up_to_the_limit() {
+    let limit = Limits::default().max_dead_letters_per_record;
+    for (bad, want) in [(limit, limit), (limit + 1, 1)] {
+        let mut text = String::from("[");
+        text.push_str(INV);
+        for _ in 0..bad {
+            text.push_str(",\"x\"");
+        }
+        text.push(']');
+        let sink = decode(text.as_bytes());
+        assert_eq!(sink.events.len(), 1);
+        assert_eq!(sink.dead.len(), want, "{bad} bad elements");
+        if want > 1 {
+            assert_eq!(sink.dead[0].position.steps, vec![Step::Element(1)]);
+        }
+    }
+}
+
+/// A dead letter keeps at most `MAX_DEAD_LETTER_RAW` bytes of its record
+/// from the moment it is made, and remembers the record's size.
+#[test]
+fn dead_letters_keep_a_bounded_copy() {
+    let big = format!("{{\"type\":\"dns\",\"pad\":\"{}\"", "x".repeat(200_000));
+    let sink = decode(big.as_bytes());
+    assert_eq!(sink.dead.len(), 1);
+    assert_eq!(sink.dead[0].raw.len(), crate::event::MAX_DEAD_LETTER_RAW);
+    assert_eq!(sink.dead[0].raw_size, big.len());
+}

@@ -14,8 +14,8 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use super::{
-    ExtraValue, OptEventSample, OptF64, OptI64, OptPort, OptStr, OptStrList, Parsed, TYPED, Typed,
-    fast_typed_field,
+    ExtraValue, OptEventSample, OptF64, OptI64, OptJsonArray, OptPort, OptStr, OptStrList, Parsed,
+    TYPED, Typed, fast_typed_field,
 };
 use crate::event::EventRow;
 
@@ -350,6 +350,15 @@ impl<'a> OptStrList<'a> {
                 }
                 _ => return None,
             }
+        }
+    }
+}
+
+impl<'a> OptJsonArray<'a> {
+    pub(super) fn fast(sc: &mut Scan<'a>) -> Option<Self> {
+        match sc.peek()? {
+            b'[' => sc.raw().map(|t| OptJsonArray(Some(Cow::Borrowed(t)))),
+            _ => None,
         }
     }
 }
@@ -851,5 +860,173 @@ mod tests {
             }
         }
         assert!(read > 0, "the fast path read none of the changed lines");
+    }
+
+    /// A key and value of a native event: known keys of every type with
+    /// values of the right or wrong kind, unknown keys, odd spacing.
+    fn member() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("type"),
+            Just("time"),
+            Just("function"),
+            Just("request_id"),
+            Just("account"),
+            Just("region"),
+            Just("version"),
+            Just("duration_ms"),
+            Just("billed_ms"),
+            Just("cpu_ms"),
+            Just("memory_mb"),
+            Just("init_ms"),
+            Just("status"),
+            Just("trigger"),
+            Just("event"),
+            Just("event_bytes"),
+            Just("query"),
+            Just("qtype"),
+            Just("answers"),
+            Just("exe"),
+            Just("args"),
+            Just("cmdline"),
+            Just("remote_ip"),
+            Just("remote_port"),
+            Just("bytes_out"),
+            Just("path"),
+            Just("op"),
+            Just("service"),
+            Just("action"),
+            Just("resource"),
+            Just("permissions"),
+            Just("layers"),
+            Just("source"),
+            Just("event_id"),
+            Just("a_custom_key_longer_than_sixteen"),
+            Just("x"),
+        ];
+        let number = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            (0u32..1000, 0u32..1000).prop_map(|(a, b)| format!("{a}.{b}")),
+            Just("-0".to_string()),
+            Just("1e400".to_string()),
+            Just("01".to_string()),
+        ];
+        let string = "[ -~éü✓\u{2028}\t\\\\\"/]{0,10}".prop_map(|s| format!("\"{s}\""));
+        let escaped = "[ -~é]{0,10}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default());
+        let time = prop_oneof![
+            Just("\"2026-11-20T00:00:01Z\"".to_string()),
+            Just("\"2026-11-20T00:00:01.123456789+02:00\"".to_string()),
+            Just("\"2026-02-30T00:00:01Z\"".to_string()),
+            Just("\"2026-11-20 00:00:01\"".to_string()),
+        ];
+        let kind = prop_oneof![
+            Just("\"dns\""),
+            Just("\"invocation\""),
+            Just("\"process\""),
+            Just("\"network\""),
+            Just("\"file\""),
+            Just("\"api_call\""),
+            Just("\"function_config\""),
+            Just("\"bogus\""),
+        ]
+        .prop_map(str::to_string);
+        let value = prop_oneof![
+            number,
+            string.clone(),
+            escaped.clone(),
+            time,
+            kind,
+            Just("null".to_string()),
+            Just("true".to_string()),
+            proptest::collection::vec(escaped, 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+            string.prop_map(|s| format!("{{\"k\":{s},\"n\":[1,{{}}]}}")),
+        ];
+        (key, value, 0..4u8).prop_map(|(k, v, sp)| {
+            let ws = ["", " ", "\t", " \r\n"][usize::from(sp)];
+            format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}")
+        })
+    }
+
+    /// Lines of generated members, mostly with the required keys first.
+    fn line() -> impl Strategy<Value = String> {
+        (proptest::collection::vec(member(), 0..14), any::<bool>(), 0..5u8).prop_map(
+            |(members, head, kind)| {
+                let mut all = Vec::new();
+                if head {
+                    let t = ["dns", "invocation", "process", "network", "file"][usize::from(kind)];
+                    all.push(format!(
+                        r#""type":"{t}","time":"2026-11-20T00:00:01Z","function":"f","request_id":"r""#
+                    ));
+                }
+                all.extend(members);
+                format!("{{{}}}", all.join(","))
+            },
+        )
+    }
+
+    /// A sample line with a few of its bytes replaced, removed or repeated.
+    fn mutated() -> impl Strategy<Value = String> {
+        let lines = sample_lines();
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..4u8,
+            any::<prop::sample::Index>(),
+        );
+        (
+            any::<prop::sample::Index>(),
+            proptest::collection::vec(edit, 1..4),
+        )
+            .prop_map(move |(which, edits)| {
+                let mut b = which.get(&lines).clone().into_bytes();
+                const WITH: &[u8] = b"\"\\,:{}[]0-. e\tu";
+                for (at, op, with) in edits {
+                    if b.is_empty() {
+                        break;
+                    }
+                    let i = at.index(b.len());
+                    match op {
+                        0 => b[i] = *with.get(WITH),
+                        1 => {
+                            b.remove(i);
+                        }
+                        2 => b.insert(i, *with.get(WITH)),
+                        _ => b.truncate(i),
+                    }
+                }
+                String::from_utf8_lossy(&b).into_owned()
+            })
+    }
+
+    fn agree(text: String) -> Result<(), TestCaseError> {
+        agrees(&text);
+        Ok(())
+    }
+
+    use crate::decode::fuzz::{cases, check};
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
+
+    #[test]
+    fn generated_lines_read_like_serde() {
+        check("native lines", cases(512).min(4_000), line(), agree);
+    }
+
+    #[test]
+    fn mutated_sample_lines_read_like_serde() {
+        check("mutated lines", cases(512).min(4_000), mutated(), agree);
+    }
+
+    #[test]
+    #[ignore = "long fuzz run: FNWATCH_FUZZ_CASES (default 10M)"]
+    fn fuzz_long_native_lines() {
+        check("native lines", cases(10_000_000), line(), agree);
+    }
+
+    #[test]
+    #[ignore = "long fuzz run: FNWATCH_FUZZ_CASES (default 10M)"]
+    fn fuzz_long_mutated_lines() {
+        check("mutated lines", cases(10_000_000), mutated(), agree);
     }
 }

@@ -333,7 +333,13 @@ pub async fn ingest_files(
         .iter()
         .map(|p| (p.input.clone(), p.resume, p.hash.is_none()))
         .collect();
-    let max_line = cfg.limits.max_record_bytes;
+    // Lines up to the decompressed-record limit reach the decoder, which
+    // takes CloudTrail log files (one line each, often over the record
+    // limit) and refuses other long lines with their size.
+    let max_line = cfg
+        .limits
+        .max_record_bytes
+        .max(cfg.limits.max_decompressed_bytes);
     let reader_progress = progress.clone();
     let reader = std::thread::Builder::new()
         .name("fnwatch-read".into())
@@ -641,6 +647,14 @@ fn decode_worker(
     // The columns' sizes in the last chunk, to size the next one's.
     let mut shape = ChunkShape::default();
     let cloudwatch_marker = memchr::memmem::Finder::new(b"\"messageType\"");
+    // A CloudTrail log file or EventBridge event is not a native event
+    // either: looked for only in lines that fail as one.
+    let cloudtrail_markers = [
+        memchr::memmem::Finder::new(b"\"Records\""),
+        memchr::memmem::Finder::new(b"\"detail-type\""),
+        memchr::memmem::Finder::new(b"\"digestStartTime\""),
+        memchr::memmem::Finder::new(b"\"eventVersion\""),
+    ];
     let mut current_file = usize::MAX;
     // Lines of the other shapes; kept across chunks, as most chunks have none.
     let mut sink = BatchSink::new(ingested_at);
@@ -699,7 +713,9 @@ fn decode_worker(
                                     sink.counts.events[row.event_type.index()] += 1;
                                     native.append(&row);
                                 }
-                                _ if cloudwatch_marker.find(l).is_some() => {
+                                _ if cloudwatch_marker.find(l).is_some()
+                                    || cloudtrail_markers.iter().any(|m| m.find(l).is_some()) =>
+                                {
                                     decode_record(l, &pos, &mut state, &mut sink)
                                 }
                                 Ok(()) => {
