@@ -62,6 +62,8 @@ pub struct Detector<'m> {
     fn_names: Vec<String>,
     profiles: Vec<Option<&'m FunctionProfile>>,
     window: Vec<FnWindow>,
+    /// CloudTrail calls and configurations, per function.
+    trail: Vec<crate::trail::Window>,
     reqs: ReqTable,
     cands: Vec<Cand>,
     novelties: HashMap<(u32, String), (HashSet<u32>, i64)>,
@@ -112,9 +114,10 @@ const EMPTY: &FunctionProfile = &FunctionProfile {
     injection_paths: BTreeMap::new(),
     event_samples: 0,
     numeric: None,
+    trail: crate::trail::TrailProfile::EMPTY,
 };
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {
@@ -122,7 +125,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
-fn top_keys<V>(m: &BTreeMap<String, V>, n: usize) -> Vec<String>
+pub(crate) fn top_keys<V>(m: &BTreeMap<String, V>, n: usize) -> Vec<String>
 where
     V: Copy + Ord,
 {
@@ -139,6 +142,7 @@ impl<'m> Detector<'m> {
             fn_names: Vec::new(),
             profiles: Vec::new(),
             window: Vec::new(),
+            trail: Vec::new(),
             reqs: ReqTable::default(),
             cands: Vec::new(),
             novelties: HashMap::new(),
@@ -163,6 +167,7 @@ impl<'m> Detector<'m> {
         self.fn_names.push(name.to_string());
         self.profiles.push(self.model.functions.get(name));
         self.window.push(FnWindow::default());
+        self.trail.push(crate::trail::Window::default());
         i
     }
 
@@ -219,9 +224,19 @@ impl<'m> Detector<'m> {
             if !perms.is_empty() && w.permissions.as_ref().is_none_or(|(pt, _)| t >= *pt) {
                 w.permissions = Some((t, perms.iter().map(|s| s.to_string()).collect()));
             }
+            self.trail[f as usize].config(rows, i, t);
             return;
         }
         let Some(request_id) = rows.request_id.get(i) else {
+            // A CloudTrail call belongs to the function, not an invocation.
+            if kind == "api_call" {
+                if let (Some(s), Some(a)) = (rows.service.get(i), rows.action.get(i))
+                    && !rows.error_code.get(i).is_some_and(is_denied)
+                {
+                    self.window[f as usize].used.insert(format!("{s}:{a}"));
+                }
+                self.trail[f as usize].call(rows, i, t);
+            }
             return;
         };
         let req = self.reqs.slot(f, request_id);
@@ -1282,6 +1297,11 @@ impl<'m> Detector<'m> {
             ));
         }
         self.over_permissive(&mut alerts);
+        let mut trail = std::mem::take(&mut self.trail);
+        for (f, w) in trail.iter_mut().enumerate() {
+            let p: &FunctionProfile = self.profiles[f].unwrap_or(EMPTY);
+            crate::trail::findings(&self.fn_names[f], p, w, &mut alerts);
+        }
         alerts.sort_by(|a, b| {
             a.0.cmp(&b.0)
                 .then_with(|| a.1.function.cmp(&b.1.function))
@@ -1313,11 +1333,143 @@ impl<'m> Detector<'m> {
         }
     }
 
+    /// Granted versus used per action and resource, from the role's policy
+    /// statements (contract v1.1) when the latest configuration has them;
+    /// `false` when it has none (the flat permissions are judged then).
+    fn statements_over_permissive(
+        &self,
+        f: usize,
+        name: &str,
+        p: &FunctionProfile,
+        alerts: &mut Vec<(i64, Alert)>,
+    ) -> bool {
+        let tw = &self.trail[f];
+        let Some(config) = tw.latest_config(p) else {
+            return false;
+        };
+        let Some(statements) = config.statements.as_deref() else {
+            return false;
+        };
+        let with_resource: BTreeSet<&str> = p
+            .trail
+            .resources
+            .keys()
+            .filter_map(|k| k.split_once('|').map(|(a, _)| a))
+            .collect();
+        let mut used: Vec<crate::trail::Used<'_>> = p
+            .trail
+            .resources
+            .keys()
+            .filter_map(|k| k.split_once('|'))
+            .map(|(a, r)| (a, Some(r)))
+            .collect();
+        used.extend(
+            p.api_actions
+                .keys()
+                .chain(self.window[f].used.iter())
+                .map(String::as_str)
+                .filter(|a| !with_resource.contains(a))
+                .map(|a| (a, None)),
+        );
+        let keys: Vec<String> = tw
+            .calls
+            .iter()
+            .filter(|c| !c.denied)
+            .map(|c| format!("{}:{}", c.service, c.action))
+            .collect();
+        for (c, k) in tw.calls.iter().filter(|c| !c.denied).zip(keys.iter()) {
+            used.push((k.as_str(), c.resource.as_deref()));
+        }
+        let Some(judged) = crate::trail::over_broad(statements, &used, &PLATFORM_ACTIONS) else {
+            return false;
+        };
+        if !judged.is_over_permissive() {
+            return true;
+        }
+        let severity = if judged.admin {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        let broad: Vec<String> = judged
+            .broader_than_use
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} on {}",
+                    b["grant"].as_str().unwrap_or(""),
+                    b["on"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let listed: Vec<&str> = judged
+            .unused
+            .iter()
+            .chain(broad.iter())
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        let summary = if judged.admin {
+            format!(
+                "{name}'s role grants administrative access (`*` on every resource), far more than the {} it uses",
+                plural(used.len(), "call pattern", "call patterns")
+            )
+        } else {
+            format!(
+                "{name}'s role grants more than it uses: {} never used and {} broader than its use ({})",
+                plural(judged.unused.len(), "grant", "grants"),
+                plural(
+                    judged.broader_than_use.len(),
+                    "wildcard grant",
+                    "wildcard grants"
+                ),
+                listed.join(", ")
+            )
+        };
+        let mut disc: Vec<&str> = judged
+            .unused
+            .iter()
+            .chain(broad.iter())
+            .map(String::as_str)
+            .collect();
+        disc.sort_unstable();
+        alerts.push((
+            config.time_us,
+            Alert {
+                id: alert_id(Kind::OverPermissive, name, None, &disc.join(",")),
+                time: rfc3339_us(config.time_us),
+                function: name.to_string(),
+                request_id: None,
+                kind: Kind::OverPermissive,
+                severity,
+                score: severity.score(
+                    (judged.unused.len() + judged.broader_than_use.len()) as f64
+                        / (judged.unused.len() + judged.broader_than_use.len() + judged.used.len())
+                            .max(1) as f64,
+                ),
+                summary,
+                evidence: json!({
+                    "role_arn": config.role_arn,
+                    "unused_grants": judged.unused,
+                    "broader_than_use": judged.broader_than_use,
+                    "used_grants": judged.used,
+                    "not_judged": judged.unjudged,
+                    "admin": judged.admin,
+                    "observed_since": self.model.from,
+                }),
+            },
+        ));
+        true
+    }
+
     /// Roles that grant more than the function used in training and the window.
     fn over_permissive(&self, alerts: &mut Vec<(i64, Alert)>) {
         for (f, name) in self.fn_names.iter().enumerate() {
             let p: &FunctionProfile = self.profiles[f].unwrap_or(EMPTY);
             let w = &self.window[f];
+            if self.statements_over_permissive(f, name, p, alerts) {
+                continue;
+            }
             let (time_us, granted) = match &w.permissions {
                 Some((t, g)) => (*t, g.clone()),
                 None if !p.permissions.is_empty() => (

@@ -37,6 +37,7 @@ pub mod names;
 pub mod numeric;
 pub mod rows;
 pub mod store;
+pub mod trail;
 pub mod train;
 
 /// The lake schema the models read.

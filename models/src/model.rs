@@ -92,6 +92,11 @@ pub struct FunctionProfile {
 
     /// The numeric model (absent with too few invocations).
     pub numeric: Option<NumericModel>,
+
+    /// CloudTrail calls and the configuration (models made before them
+    /// read as empty).
+    #[serde(default)]
+    pub trail: crate::trail::TrailProfile,
 }
 
 impl FunctionProfile {

@@ -47,6 +47,17 @@ pub const COLUMNS: &[&str] = &[
     "error_code",
     "permissions",
     "code_sha256",
+    // v1.1: CloudTrail calls and the inventory's configuration
+    "account",
+    "source",
+    "source_ip",
+    "user_agent",
+    "event_id",
+    "role_arn",
+    "layers",
+    "triggers",
+    "statements",
+    "env_keys",
 ];
 
 /// A string column in either layout.
@@ -142,6 +153,16 @@ pub struct Rows<'a> {
     pub error_code: StrCol<'a>,
     pub permissions: ListCol<'a>,
     pub code_sha256: StrCol<'a>,
+    pub account: StrCol<'a>,
+    pub source: StrCol<'a>,
+    pub source_ip: StrCol<'a>,
+    pub user_agent: StrCol<'a>,
+    pub event_id: StrCol<'a>,
+    pub role_arn: StrCol<'a>,
+    pub layers: ListCol<'a>,
+    pub triggers: ListCol<'a>,
+    pub statements: StrCol<'a>,
+    pub env_keys: ListCol<'a>,
 }
 
 fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
@@ -217,6 +238,16 @@ impl<'a> Rows<'a> {
             error_code: strs(b, "error_code")?,
             permissions: list(b, "permissions")?,
             code_sha256: strs(b, "code_sha256")?,
+            account: strs(b, "account")?,
+            source: strs(b, "source")?,
+            source_ip: strs(b, "source_ip")?,
+            user_agent: strs(b, "user_agent")?,
+            event_id: strs(b, "event_id")?,
+            role_arn: strs(b, "role_arn")?,
+            layers: list(b, "layers")?,
+            triggers: list(b, "triggers")?,
+            statements: strs(b, "statements")?,
+            env_keys: list(b, "env_keys")?,
         })
     }
 }

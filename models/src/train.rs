@@ -24,6 +24,7 @@ pub struct Trainer {
     config_time: Vec<i64>,
     reqs: ReqTable,
     events: u64,
+    trail: crate::trail::Learner,
 }
 
 fn bump<K: Ord>(m: &mut BTreeMap<K, u64>, k: K) {
@@ -75,6 +76,7 @@ impl Trainer {
             if let Some(c) = rows.code_sha256.get(i) {
                 p.code_sha256.insert(c.to_string());
             }
+            crate::trail::Learner::config(p, rows, i, t);
             if t >= self.config_time[f as usize] {
                 self.config_time[f as usize] = t;
                 let perms = rows.permissions.get(i);
@@ -85,6 +87,11 @@ impl Trainer {
             return;
         }
         let Some(request_id) = rows.request_id.get(i) else {
+            // A CloudTrail call belongs to the function, not an invocation.
+            if kind == "api_call" {
+                self.trail
+                    .call(&mut self.profiles[f as usize], f, rows, i, t);
+            }
             return;
         };
         let slot = self.reqs.slot(f, request_id);
@@ -194,6 +201,7 @@ impl Trainer {
                 if rows.error_code.get(i).is_some_and(is_denied) {
                     acc.denied += 1;
                 }
+                crate::trail::Learner::sensor_resource(p, rows, i);
             }
             _ => {}
         }
@@ -201,6 +209,7 @@ impl Trainer {
 
     /// Fits the numeric models and returns the model.
     pub fn finish(mut self, name: &str, version: u32, from: &str, to: &str, now: &str) -> Model {
+        std::mem::take(&mut self.trail).finish(&mut self.profiles);
         // The numeric sample: every normal invocation, keyed by a hash of its
         // request id, so the model does not depend on the order batches came in.
         let mut keyed: Vec<Vec<(u64, Measures)>> = vec![Vec::new(); self.profiles.len()];
