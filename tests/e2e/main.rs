@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod cloudtrail;
 mod common;
 mod detection;
 mod kinesis;

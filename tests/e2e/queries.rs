@@ -1,5 +1,6 @@
 //! Every saved query in `queries/hunts/` runs against a fixture lake (the
-//! sample fleet plus a few attacks) and matches its golden CSV in
+//! sample fleet plus a few attacks, a CloudTrail log file and the
+//! inventory's configurations, tests/data/make_cloudtrail.py) and matches its golden CSV in
 //! `tests/golden/hunts/`. Regenerate the goldens with `FNWATCH_BLESS=1` and
 //! review the diff by eye.
 
@@ -12,7 +13,12 @@ use crate::common::*;
 fn every_hunt_matches_its_golden_result() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("tempdir");
-    for f in ["sample.jsonl.gz", "attacks.jsonl"] {
+    for f in [
+        "sample.jsonl.gz",
+        "attacks.jsonl",
+        "cloudtrail.json.gz",
+        "inventory.jsonl",
+    ] {
         std::fs::copy(root.join("tests/data").join(f), dir.path().join(f)).expect("copy fixture");
     }
     // Relative paths, so sources in dead letters are the same on every machine.
@@ -35,6 +41,8 @@ fn every_hunt_matches_its_golden_result() {
         "lake",
         "sample.jsonl.gz",
         "attacks.jsonl",
+        "cloudtrail.json.gz",
+        "inventory.jsonl",
     ]);
 
     let bless = std::env::var_os("FNWATCH_BLESS").is_some();
