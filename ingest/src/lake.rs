@@ -888,6 +888,76 @@ pub struct CommitSummary {
     pub dead_letters_version: Option<u64>,
     pub files_added: usize,
     pub bytes_added: i64,
+    /// Time spent flushing files to disk (local lakes).
+    pub sync_seconds: f64,
+}
+
+/// Flushes files and folders of a local lake to disk (`fsync`), on the
+/// blocking pool: object_store's local backend writes without it, so
+/// without this a power cut after a commit could leave a commit file that
+/// names data files the disk never got, or lose the commit file itself.
+async fn sync_paths(paths: Vec<PathBuf>) -> Result<f64> {
+    if paths.is_empty() {
+        return Ok(0.0);
+    }
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || {
+        for p in &paths {
+            std::fs::File::open(p)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| IngestError::Storage {
+                    path: format!("{} (flushing to disk)", p.display()),
+                    source,
+                })?;
+        }
+        Ok::<(), IngestError>(())
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("flushing files to disk: {e}")))??;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The local paths to flush before committing `adds` to table `name`: each
+/// data file, the folders that list them, and the table folder (which
+/// lists new partition folders). Nothing for an object-store lake.
+fn data_paths(lake: &Lake, name: &str, adds: &[Add]) -> Result<Vec<PathBuf>> {
+    let Location::Local(root) = &lake.location else {
+        return Ok(Vec::new());
+    };
+    let table = root.join(name);
+    let base = lake.location.table_url(name)?;
+    let mut files = Vec::with_capacity(adds.len());
+    let mut dirs = std::collections::BTreeSet::new();
+    for a in adds {
+        // `path` is relative and URL-encoded, as the Delta protocol has it.
+        let file = base
+            .join(&a.path)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .ok_or_else(|| {
+                IngestError::Internal(format!(
+                    "table `{name}`: data file path `{}` is not a local path",
+                    a.path
+                ))
+            })?;
+        if let Some(d) = file.parent() {
+            dirs.insert(d.to_path_buf());
+        }
+        files.push(file);
+    }
+    dirs.insert(table);
+    files.extend(dirs);
+    Ok(files)
+}
+
+/// The local paths to flush after commit `version` of table `name`: its
+/// commit file and the log folder. Nothing for an object-store lake.
+fn commit_paths(lake: &Lake, name: &str, version: u64) -> Vec<PathBuf> {
+    let Location::Local(root) = &lake.location else {
+        return Vec::new();
+    };
+    let log = root.join(name).join("_delta_log");
+    vec![log.join(format!("{version:020}.json")), log]
 }
 
 /// Writes sorted runs of events into Parquet files of the `events` table.
@@ -1015,6 +1085,7 @@ impl LakeWriter {
                 .flush()
                 .await
                 .map_err(delta_err(DEAD_LETTERS, "flush"))?;
+            summary.sync_seconds += sync_paths(data_paths(lake, DEAD_LETTERS, &adds)?).await?;
             summary.files_added += adds.len();
             summary.bytes_added += adds.iter().map(|a| a.size).sum::<i64>();
             let actions = adds.into_iter().map(Action::Add).collect();
@@ -1026,6 +1097,7 @@ impl LakeWriter {
                 metadata.clone(),
             )
             .await?;
+            summary.sync_seconds += sync_paths(commit_paths(lake, DEAD_LETTERS, v)).await?;
             summary.dead_letters_version = Some(v);
             self.dead_rows = 0;
             if self.abort_between_commits {
@@ -1034,15 +1106,18 @@ impl LakeWriter {
             }
         }
         if !event_adds.is_empty() || !txns.is_empty() {
+            summary.sync_seconds += sync_paths(data_paths(lake, EVENTS, &event_adds)?).await?;
             summary.files_added += event_adds.len();
             summary.bytes_added += event_adds.iter().map(|a| a.size).sum::<i64>();
             let actions = event_adds.into_iter().map(Action::Add).collect();
             let v = commit_actions(&mut lake.events, EVENTS, actions, txns, metadata).await?;
+            summary.sync_seconds += sync_paths(commit_paths(lake, EVENTS, v)).await?;
             summary.events_version = Some(v);
         }
         debug!(
             files = summary.files_added,
             bytes = summary.bytes_added,
+            sync_seconds = summary.sync_seconds,
             "lake commit"
         );
         Ok(summary)
@@ -1167,6 +1242,61 @@ mod tests {
         (0..b.num_rows())
             .map(|i| (f.value(i), t.value(i)))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_local_commit_flushes_its_data_files_folders_and_commit_files() {
+        const DAY: i64 = 86_400_000_000;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut lake = Lake::open_or_create(dir.path().to_str().expect("utf-8"))
+            .await
+            .expect("lake");
+        let opts = WriteOptions::default();
+        let mut lane = EventsLane::new(&lake, &opts).expect("lane");
+        lane.write_run(&[batch(&[("a", 20_000 * DAY), ("b", 20_001 * DAY)])])
+            .await
+            .expect("write");
+        let adds = lane.flush().await.expect("flush");
+        assert_eq!(adds.len(), 2, "one file per day");
+        let paths = data_paths(&lake, EVENTS, &adds).expect("paths");
+        let table = dir.path().join(EVENTS);
+        // Two files, their two partition folders and the table folder, all
+        // real paths on disk (a wrong path would be an error, not a no-op).
+        assert_eq!(paths.len(), 5, "{paths:?}");
+        assert!(paths.iter().all(|p| p.exists()), "{paths:?}");
+        assert!(paths.contains(&table));
+        assert_eq!(
+            paths
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                .count(),
+            2
+        );
+        let mut writer = LakeWriter::new(&lake, &opts).expect("writer");
+        let mut dead = crate::builder::DeadLettersBuilder::new(20_000 * DAY);
+        dead.push(crate::event::DeadLetter::new(
+            "bad",
+            &crate::event::Position::file(std::sync::Arc::from("f"), 1),
+            b"x",
+        ));
+        writer
+            .write_dead_letters(dead.finish())
+            .await
+            .expect("dead");
+        let summary = writer
+            .commit(&mut lake, adds, &[("k".into(), 1)], serde_json::Map::new())
+            .await
+            .expect("commit");
+        assert!(summary.sync_seconds > 0.0, "{summary:?}");
+        for (name, v) in [
+            (EVENTS, summary.events_version),
+            (DEAD_LETTERS, summary.dead_letters_version),
+        ] {
+            let v = v.expect("committed");
+            let paths = commit_paths(&lake, name, v);
+            assert!(paths.iter().all(|p| p.exists()), "{paths:?}");
+            assert!(paths[0].ends_with(format!("{v:020}.json")), "{paths:?}");
+        }
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub struct KinesisArgs {
     /// Commit at least this often while records arrive (e.g. 30s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, help_heading = "Kinesis worker")]
     pub flush_interval: Duration,
-    /// Commit once this much record data is buffered (e.g. 64MiB, 500k).
+    /// Commit once the records buffered take this much memory decoded (Arrow
+    /// arrays and dead letters, not their compressed size on the stream;
+    /// e.g. 64MiB, 500k).
     #[arg(long, value_name = "BYTES", default_value = "128MiB", value_parser = parse_bytes, help_heading = "Kinesis worker")]
     pub flush_bytes: u64,
     /// Serve Prometheus metrics (/metrics) and a health check (/health) here, e.g. 0.0.0.0:9464.

@@ -23,7 +23,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::telemetry_api::{
-    Bounded, FieldError, TelemetryState, json_kind, json_str, kind_of_text, request_key, truncate,
+    Bounded, FieldError, HeapBytes, TelemetryState, json_kind, json_str, kind_of_text, note,
+    request_key, truncate,
 };
 use crate::event::{DeadLetter, EventRow, EventType, Position, Sink, Step};
 
@@ -47,6 +48,12 @@ struct RequestNotes {
     timeout_ms: Option<i64>,
     /// The function logged an error for the request.
     errored: bool,
+}
+
+impl HeapBytes for RequestNotes {
+    fn heap_bytes(&self) -> usize {
+        self.version.as_ref().map_or(0, String::capacity)
+    }
 }
 
 #[derive(Deserialize)]
@@ -286,10 +293,11 @@ fn decode_message(
                     version = toks.next();
                 }
             }
-            let notes = cw.requests.entry(request_key(function, id));
-            if let Some(v) = version {
-                notes.version = Some(v.to_string());
-            }
+            cw.requests.update(request_key(function, id), |notes| {
+                if let Some(v) = version {
+                    notes.version = Some(note(v));
+                }
+            });
         }
         sink.skipped("start line");
         return Ok(());
@@ -304,11 +312,12 @@ fn decode_message(
         return Ok(());
     }
     if let Some((id, timeout_ms)) = parse_timeout_line(line) {
-        let notes = cw.requests.entry(request_key(function, id));
-        notes.timed_out = true;
-        if timeout_ms.is_some() {
-            notes.timeout_ms = timeout_ms;
-        }
+        cw.requests.update(request_key(function, id), |notes| {
+            notes.timed_out = true;
+            if timeout_ms.is_some() {
+                notes.timeout_ms = timeout_ms;
+            }
+        });
         sink.skipped("timeout line");
         return Ok(());
     }
@@ -324,7 +333,8 @@ fn decode_message(
         None => (None, false),
     };
     if let (Some(id), true) = (request_id, is_error) {
-        cw.requests.entry(request_key(function, id)).errored = true;
+        cw.requests
+            .update(request_key(function, id), |notes| notes.errored = true);
     }
     emit_log(line, request_id.map(Cow::Borrowed), ctx, sink);
     Ok(())
@@ -398,8 +408,9 @@ fn json_line(
         });
     if let (Some(id), true) = (request_id.as_deref(), is_error) {
         cw.requests
-            .entry(request_key(ctx.group.function, id))
-            .errored = true;
+            .update(request_key(ctx.group.function, id), |notes| {
+                notes.errored = true
+            });
     }
     emit_log(line, request_id, ctx, sink);
     true
@@ -1319,6 +1330,39 @@ mod tests {
     }
 
     const MAX_REMEMBERED_TEST: usize = super::super::telemetry_api::MAX_REMEMBERED + 5;
+
+    #[test]
+    fn state_is_bounded_in_bytes_against_long_ids_and_versions() {
+        use super::super::telemetry_api::{MAX_NOTE_CHARS, MAX_REMEMBERED_BYTES};
+        let mut cw = CloudWatchState::default();
+        let version = "v".repeat(5000);
+        let id = |i: usize| format!("{i:0>900}");
+        for chunk in 0..10 {
+            let lines: Vec<String> = (0..200)
+                .map(|i| {
+                    format!(
+                        "START RequestId: {} Version: {version}",
+                        id(chunk * 200 + i)
+                    )
+                })
+                .collect();
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            decode_with(&payload(GROUP, &refs), &mut cw);
+            let held = cw.requests.bytes();
+            assert!(held <= MAX_REMEMBERED_BYTES, "{held} bytes after {chunk}");
+        }
+        assert!(cw.requests.len() > 500, "{}", cw.requests.len());
+        assert!(cw.requests.len() < 2000, "nothing was forgotten");
+        let sink = decode_with(&payload(GROUP, &[&report(&id(1999), "")]), &mut cw);
+        let v = sink.events[0].version.as_deref().unwrap_or_default();
+        assert_eq!(
+            v.chars().count(),
+            MAX_NOTE_CHARS + 1,
+            "cut with an ellipsis"
+        );
+        let sink = decode_with(&payload(GROUP, &[&report(&id(0), "")]), &mut cw);
+        assert_eq!(sink.events[0].version, None, "the oldest was forgotten");
+    }
 
     #[test]
     fn hostile_inputs_do_not_panic() {

@@ -12,7 +12,7 @@
 //! name taken from the log group.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -23,6 +23,37 @@ use crate::event::{DeadLetter, EventRow, EventType, Position, Sink};
 /// How many request ids a decoder remembers at most (per map); the oldest
 /// is forgotten first.
 pub(crate) const MAX_REMEMBERED: usize = 10_000;
+
+/// How many bytes a decoder's map of open requests holds at most (keys,
+/// remembered strings and bookkeeping); the oldest is forgotten first.
+/// Request ids, function names and versions come from the functions
+/// themselves, so a hostile one sends them as long as a record allows: the
+/// entry cap alone would let one shard's state reach gigabytes. 2 MiB holds
+/// the 10,000 entries of honest requests (about 200 bytes each).
+pub(crate) const MAX_REMEMBERED_BYTES: usize = 2 * 1024 * 1024;
+
+/// Longest key (function and request id) remembered: a request with a
+/// longer one is decoded as usual, but what its `START`, timeout or error
+/// lines said is not kept for its `REPORT`.
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+
+/// Longest version or error type kept for a later report, in characters
+/// (longer ones are cut, with `…`).
+pub(crate) const MAX_NOTE_CHARS: usize = 128;
+
+/// Bookkeeping bytes counted for each remembered entry besides its key and
+/// strings (hash slot, order entry, sequence numbers).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// What a remembered value holds on the heap, for [`Bounded`]'s byte cap.
+pub(crate) trait HeapBytes {
+    fn heap_bytes(&self) -> usize;
+}
+
+/// A note string as remembered: cut to [`MAX_NOTE_CHARS`].
+pub(crate) fn note(s: &str) -> String {
+    truncate(s, MAX_NOTE_CHARS).into_owned()
+}
 
 /// What the Telemetry API said so far about the open invocations of one
 /// source (a file or a shard).
@@ -38,6 +69,13 @@ struct OpenInvocation {
     status: Option<&'static str>,
     duration_ms: Option<f64>,
     error_type: Option<String>,
+}
+
+impl HeapBytes for OpenInvocation {
+    fn heap_bytes(&self) -> usize {
+        self.version.as_ref().map_or(0, String::capacity)
+            + self.error_type.as_ref().map_or(0, String::capacity)
+    }
 }
 
 pub(crate) fn is_telemetry_type(t: &str) -> bool {
@@ -170,9 +208,12 @@ fn decode_item_inner(
             let rec = record_object(probe.record)?;
             let id = record_request_id(&rec)?;
             let version = opt_str(&rec, "version", "record.version")?;
-            let open = state.open.entry(request_key(&function, id));
             if let Some(v) = version {
-                open.version = Some(v.to_string());
+                state.open.update(request_key(&function, id), |open| {
+                    open.version = Some(note(v))
+                });
+            } else {
+                state.open.update(request_key(&function, id), |_| {});
             }
             sink.skipped("telemetry api platform.start");
             Ok(())
@@ -186,16 +227,17 @@ fn decode_item_inner(
             let error_type = opt_str(&rec, "errorType", "record.errorType")?;
             let metrics = metrics_object(&rec)?;
             let duration = opt_f64(metrics, "durationMs")?;
-            let open = state.open.entry(request_key(&function, id));
-            if status.is_some() {
-                open.status = status;
-            }
-            if duration.is_some() {
-                open.duration_ms = duration;
-            }
-            if let Some(t) = error_type {
-                open.error_type = Some(t.to_string());
-            }
+            state.open.update(request_key(&function, id), |open| {
+                if status.is_some() {
+                    open.status = status;
+                }
+                if duration.is_some() {
+                    open.duration_ms = duration;
+                }
+                if let Some(t) = error_type {
+                    open.error_type = Some(note(t));
+                }
+            });
             sink.skipped("telemetry api platform.runtimeDone");
             Ok(())
         }
@@ -462,30 +504,35 @@ pub(crate) fn request_key(function: &str, request_id: &str) -> String {
     k
 }
 
-/// A map that remembers at most `cap` keys, forgetting the oldest first.
+/// A map that remembers at most `cap` keys and `max_bytes` bytes (see
+/// [`MAX_REMEMBERED_BYTES`]), forgetting the oldest first.
 #[derive(Debug)]
 pub(crate) struct Bounded<V> {
-    map: HashMap<String, (u64, V)>,
-    /// Insertion order; entries whose sequence number no longer matches the
-    /// map (removed or re-inserted keys) are stale and skipped.
-    order: VecDeque<(u64, String)>,
+    /// Key to (insertion number, value, bytes counted for the entry).
+    map: HashMap<String, (u64, V, usize)>,
+    /// Insertion number to key, oldest first: exactly the live entries.
+    order: BTreeMap<u64, String>,
     next: u64,
     cap: usize,
+    max_bytes: usize,
+    bytes: usize,
 }
 
 impl<V> Default for Bounded<V> {
     fn default() -> Self {
-        Bounded::with_cap(MAX_REMEMBERED)
+        Bounded::with_caps(MAX_REMEMBERED, MAX_REMEMBERED_BYTES)
     }
 }
 
 impl<V> Bounded<V> {
-    pub(crate) fn with_cap(cap: usize) -> Self {
+    pub(crate) fn with_caps(cap: usize, max_bytes: usize) -> Self {
         Bounded {
             map: HashMap::new(),
-            order: VecDeque::new(),
+            order: BTreeMap::new(),
             next: 0,
             cap: cap.max(1),
+            max_bytes,
+            bytes: 0,
         }
     }
 
@@ -494,40 +541,66 @@ impl<V> Bounded<V> {
         self.map.len()
     }
 
+    /// The bytes counted for what is remembered.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&V> {
-        self.map.get(key).map(|(_, v)| v)
+        self.map.get(key).map(|(_, v, _)| v)
     }
 
     pub(crate) fn remove(&mut self, key: &str) -> Option<V> {
-        self.map.remove(key).map(|(_, v)| v)
+        let (seq, v, w) = self.map.remove(key)?;
+        self.order.remove(&seq);
+        self.bytes -= w;
+        Some(v)
     }
 
-    /// The value under `key`, inserted (as the newest) when absent.
-    pub(crate) fn entry(&mut self, key: String) -> &mut V
-    where
-        V: Default,
-    {
-        let seq = self.next;
-        if !self.map.contains_key(&key) {
-            while self.map.len() >= self.cap {
-                match self.order.pop_front() {
-                    Some((s, k)) => {
-                        if self.map.get(&k).is_some_and(|(live, _)| *live == s) {
-                            self.map.remove(&k);
-                        }
-                    }
-                    None => break,
-                }
-            }
-            if self.order.len() > 2 * self.cap + 16 {
-                let map = &self.map;
-                self.order
-                    .retain(|(s, k)| map.get(k).is_some_and(|(live, _)| live == s));
-            }
-            self.next += 1;
-            self.order.push_back((seq, key.clone()));
+    /// Forgets the oldest entry; false when there is none.
+    fn forget_oldest(&mut self) -> bool {
+        let Some((_, k)) = self.order.pop_first() else {
+            return false;
+        };
+        if let Some((_, _, w)) = self.map.remove(&k) {
+            self.bytes -= w;
         }
-        &mut self.map.entry(key).or_insert_with(|| (seq, V::default())).1
+        true
+    }
+}
+
+impl<V: Default + HeapBytes> Bounded<V> {
+    /// Changes the value under `key` with `f`, inserting it (as the newest)
+    /// when absent, then forgets the oldest entries while over either cap.
+    /// A key longer than [`MAX_KEY_BYTES`] is not remembered.
+    pub(crate) fn update(&mut self, key: String, f: impl FnOnce(&mut V)) {
+        if key.len() > MAX_KEY_BYTES {
+            return;
+        }
+        let base = 2 * key.len() + ENTRY_OVERHEAD + std::mem::size_of::<V>();
+        if !self.map.contains_key(&key) {
+            while self.map.len() >= self.cap && self.forget_oldest() {}
+            let seq = self.next;
+            self.next += 1;
+            self.order.insert(seq, key.clone());
+            self.map.insert(key.clone(), (seq, V::default(), base));
+            self.bytes += base;
+        }
+        let Some((seq, v, w)) = self.map.get_mut(&key) else {
+            return;
+        };
+        f(v);
+        let weight = base + v.heap_bytes();
+        let seq = *seq;
+        self.bytes = self.bytes - *w + weight;
+        *w = weight;
+        // The entry just written is the last to go.
+        while self.bytes > self.max_bytes
+            && self.order.first_key_value().is_some_and(|(s, _)| *s != seq)
+        {
+            self.forget_oldest();
+        }
     }
 }
 
@@ -825,27 +898,108 @@ mod tests {
         assert_eq!(sink.events[0].status.as_deref(), Some("timeout"));
     }
 
+    impl HeapBytes for u32 {
+        fn heap_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    impl HeapBytes for String {
+        fn heap_bytes(&self) -> usize {
+            self.capacity()
+        }
+    }
+
     #[test]
     fn bounded_map_forgets_the_oldest() {
-        let mut m: Bounded<u32> = Bounded::with_cap(3);
+        let mut m: Bounded<u32> = Bounded::with_caps(3, usize::MAX);
         for i in 0..5u32 {
-            *m.entry(format!("k{i}")) = i;
+            m.update(format!("k{i}"), |v| *v = i);
         }
         assert_eq!(m.len(), 3);
         assert!(m.get("k0").is_none() && m.get("k1").is_none());
         assert_eq!(m.get("k4"), Some(&4));
         // Touching an existing key does not re-insert it.
-        *m.entry("k2".to_string()) += 10;
-        *m.entry("k5".to_string()) = 5;
+        m.update("k2".to_string(), |v| *v += 10);
+        m.update("k5".to_string(), |v| *v = 5);
         assert!(m.get("k2").is_none(), "k2 was still the oldest");
-        // Many insert/remove cycles keep the order queue bounded.
+        // Many insert/remove cycles leave no bookkeeping behind.
         for i in 0..1000u32 {
             let k = format!("x{i}");
-            m.entry(k.clone());
+            m.update(k.clone(), |_| {});
             m.remove(&k);
         }
-        assert!(m.order.len() <= 2 * 3 + 17, "{}", m.order.len());
+        assert_eq!(m.order.len(), m.len());
         assert!(m.len() <= 3);
+    }
+
+    #[test]
+    fn bounded_map_is_capped_in_bytes_and_forgets_the_oldest_first() {
+        let cap = 64 * 1024;
+        let mut m: Bounded<String> = Bounded::with_caps(1_000_000, cap);
+        // Keys and values of an attacker's size: the entry cap never binds.
+        for i in 0..1000 {
+            m.update(format!("{i:0>1000}"), |v| *v = "v".repeat(2000));
+            assert!(m.bytes() <= cap, "{} bytes after {i}", m.bytes());
+        }
+        assert!(m.len() < 20, "{} entries", m.len());
+        assert!(
+            m.get(&format!("{:0>1000}", 999)).is_some(),
+            "the newest stays"
+        );
+        assert!(m.get(&format!("{:0>1000}", 0)).is_none(), "the oldest went");
+        // A value that grows is re-weighed.
+        let before = m.bytes();
+        let newest = format!("{:0>1000}", 999);
+        m.update(newest.clone(), |v| v.push_str(&"w".repeat(10_000)));
+        assert!(m.bytes() <= cap && m.get(&newest).is_some());
+        assert_ne!(m.bytes(), before);
+        // Keys too long are not remembered at all; removing gives bytes back.
+        m.update("k".repeat(MAX_KEY_BYTES + 1), |v| v.push('x'));
+        assert!(m.get(&"k".repeat(MAX_KEY_BYTES + 1)).is_none());
+        let n = m.len();
+        m.remove(&newest);
+        assert_eq!(m.len(), n - 1);
+        while m.forget_oldest() {}
+        assert_eq!(m.bytes(), 0);
+        // Honest entries: the entry cap binds before the byte cap.
+        let mut m: Bounded<String> = Bounded::default();
+        for i in 0..(MAX_REMEMBERED + 10) {
+            let key = request_key("orders-api", &format!("8f1c0b6e-2b8e-4d41-9a53-{i:012}"));
+            m.update(key, |v| *v = note("42"));
+        }
+        assert_eq!(m.len(), MAX_REMEMBERED);
+        assert!(m.bytes() <= MAX_REMEMBERED_BYTES, "{}", m.bytes());
+    }
+
+    #[test]
+    fn hostile_platform_start_records_keep_the_state_within_its_bytes() {
+        let mut st = TelemetryState::default();
+        let long_version = "9".repeat(10_000);
+        let id = |i: usize| format!("{i:0>900}");
+        let items: Vec<String> = (0..2500)
+            .map(|i| {
+                format!(
+                    r#"{{"time":"2026-11-23T10:00:00.100Z","type":"platform.start","function":"orders-api","record":{{"requestId":"{}","version":"{long_version}"}}}}"#,
+                    id(i)
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+        let sink = run(&refs, &mut st);
+        assert!(sink.dead.is_empty(), "{:?}", sink.dead.first());
+        let held = st.open.bytes();
+        assert!(held <= MAX_REMEMBERED_BYTES, "{held} bytes remembered");
+        assert!(st.open.len() > 500, "{} entries", st.open.len());
+        assert!(st.open.len() < 2500, "nothing was forgotten");
+        // The newest is remembered, its version cut.
+        let report = REPORT.replace("r-1", &id(2499));
+        let sink = run(&[&report], &mut st);
+        let v = sink.events[0].version.as_deref().unwrap_or_default();
+        assert!(
+            v.starts_with("999") && v.chars().count() == MAX_NOTE_CHARS + 1,
+            "{v}"
+        );
     }
 
     #[test]

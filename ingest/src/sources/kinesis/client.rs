@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::http::HttpResponse;
@@ -134,6 +135,42 @@ pub struct KinesisEndpoint {
     pub endpoint_url: Option<String>,
 }
 
+/// Time limits of every Kinesis call, so a network that swallows packets
+/// or an endpoint that never answers costs a retry, not a hung reader (or,
+/// for `ListShards`, which the worker's loop calls itself, lapsed leases:
+/// `operation` stays under the default lease time-out of 30 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KinesisTimeouts {
+    /// Establishing the TCP and TLS connection.
+    pub connect: Duration,
+    /// One attempt, request sent to answer read (a full GetRecords page is
+    /// at most 10 MB).
+    pub attempt: Duration,
+    /// The whole call, the SDK's own retries included.
+    pub operation: Duration,
+}
+
+impl Default for KinesisTimeouts {
+    fn default() -> Self {
+        KinesisTimeouts {
+            connect: Duration::from_secs(3),
+            attempt: Duration::from_secs(10),
+            operation: Duration::from_secs(20),
+        }
+    }
+}
+
+impl KinesisTimeouts {
+    /// The SDK's form of these limits.
+    pub fn sdk_config(&self) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
 /// The AWS SDK client.
 #[derive(Clone)]
 pub struct SdkKinesis {
@@ -145,8 +182,23 @@ pub struct SdkKinesis {
 impl SdkKinesis {
     /// A client from the standard AWS configuration chain (environment,
     /// profile, SSO, container and instance roles), with the given overrides.
+    /// Every call is limited by [`KinesisTimeouts::default`].
     pub async fn connect(endpoint: &KinesisEndpoint) -> SdkKinesis {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        SdkKinesis::connect_with(endpoint, KinesisTimeouts::default()).await
+    }
+
+    /// [`connect`](Self::connect) with chosen time limits.
+    pub async fn connect_with(endpoint: &KinesisEndpoint, timeouts: KinesisTimeouts) -> SdkKinesis {
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        SdkKinesis::load(loader, endpoint, timeouts).await
+    }
+
+    async fn load(
+        mut loader: aws_config::ConfigLoader,
+        endpoint: &KinesisEndpoint,
+        timeouts: KinesisTimeouts,
+    ) -> SdkKinesis {
+        loader = loader.timeout_config(timeouts.sdk_config());
         if let Some(region) = &endpoint.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
@@ -457,5 +509,66 @@ impl<C: KinesisApi> KinesisApi for FaultyKinesis<C> {
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Instant;
+
+    use super::*;
+
+    async fn client(url: String, timeouts: KinesisTimeouts) -> SdkKinesis {
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ));
+        let endpoint = KinesisEndpoint {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(url),
+        };
+        SdkKinesis::load(loader, &endpoint, timeouts).await
+    }
+
+    #[tokio::test]
+    async fn every_call_has_time_limits() {
+        let c = client("http://127.0.0.1:9".into(), KinesisTimeouts::default()).await;
+        let t = c.client.config().timeout_config().cloned().unwrap();
+        let d = KinesisTimeouts::default();
+        assert_eq!(t.connect_timeout(), Some(d.connect));
+        assert_eq!(t.operation_attempt_timeout(), Some(d.attempt));
+        assert_eq!(t.operation_timeout(), Some(d.operation));
+        assert!(
+            d.operation < Duration::from_secs(30),
+            "under the lease time-out"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_never_answers_is_a_transient_error_not_a_hang() {
+        // Connections are accepted (by the kernel's backlog) and never answered.
+        let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", hole.local_addr().unwrap());
+        let c = client(
+            url,
+            KinesisTimeouts {
+                connect: Duration::from_millis(300),
+                attempt: Duration::from_millis(300),
+                operation: Duration::from_secs(1),
+            },
+        )
+        .await;
+        let started = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(20), c.list_shards("s")).await;
+        let took = started.elapsed();
+        let r = r.expect("ListShards hung past 20 s");
+        assert!(
+            matches!(r, Err(KinesisError::Transient(_))),
+            "{r:?} after {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        drop(hole);
     }
 }

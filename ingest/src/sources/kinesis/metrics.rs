@@ -6,13 +6,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -158,12 +159,42 @@ fn now_s() -> i64 {
         .unwrap_or(0)
 }
 
-/// Serves `/metrics` and `/health` on `addr` until the process ends.
-/// Returns the bound address (port 0 picks a free one).
+/// What the metrics endpoint puts up with from its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// A client must send a request's whole head within this time after
+    /// connecting or after the previous answer; otherwise its connection is
+    /// closed (a slow or silent client cannot hold one open).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; one more is closed as soon as accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Serves `/metrics` and `/health` on `addr` until the process ends, within
+/// [`ServeLimits::default`]. Returns the bound address (port 0 picks a free one).
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<WorkerMetrics>,
     stall_s: i64,
+) -> Result<SocketAddr> {
+    serve_with(addr, metrics, stall_s, ServeLimits::default()).await
+}
+
+/// [`serve`] with chosen limits.
+pub async fn serve_with(
+    addr: SocketAddr,
+    metrics: Arc<WorkerMetrics>,
+    stall_s: i64,
+    limits: ServeLimits,
 ) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -178,9 +209,10 @@ pub async fn serve(
             source,
         })?;
     info!(address = %bound, "metrics and health check at /metrics and /health");
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {
         loop {
-            let (stream, _) = match listener.accept().await {
+            let (stream, peer) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
                     warn!(error = %e, "metrics endpoint: accept failed");
@@ -188,13 +220,21 @@ pub async fn serve(
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                warn!(peer = %peer, limit = limits.max_connections, "metrics endpoint: too many connections; closing this one");
+                drop(stream);
+                continue;
+            };
             let metrics = metrics.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let metrics = metrics.clone();
                     async move { Ok::<_, std::convert::Infallible>(answer(&req, &metrics, stall_s)) }
                 });
                 if let Err(e) = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read_timeout)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
@@ -237,4 +277,99 @@ fn answer<B>(req: &Request<B>, metrics: &WorkerMetrics, stall_s: i64) -> Respons
         resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    async fn start(limits: ServeLimits) -> SocketAddr {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        serve_with(addr, WorkerMetrics::new(), 120, limits)
+            .await
+            .unwrap()
+    }
+
+    /// Reads until the server closes the connection; the answer and how long.
+    async fn read_to_close(s: &mut TcpStream, within: Duration) -> (String, Duration) {
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let r = tokio::time::timeout(within, s.read_to_end(&mut out)).await;
+        assert!(r.is_ok(), "the connection was still open after {within:?}");
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            started.elapsed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
+        let timeout = Duration::from_millis(500);
+        let addr = start(ServeLimits {
+            header_read_timeout: timeout,
+            max_connections: 8,
+        })
+        .await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        // One header byte every 100 ms, never the blank line.
+        let dribble = async {
+            for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+                if slow.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), dribble)
+            .await
+            .unwrap();
+        let (_, _) = read_to_close(&mut slow, Duration::from_secs(5)).await;
+        let open = started.elapsed();
+        assert!(
+            open < Duration::from_secs(4),
+            "the slow client was served for {open:?}"
+        );
+        // A silent client is closed as well.
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let (got, took) = read_to_close(&mut silent, Duration::from_secs(5)).await;
+        assert!(took >= timeout / 2, "closed too early: {took:?} {got:?}");
+        // And a prompt one is answered.
+        let mut ok = TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (got, _) = read_to_close(&mut ok, Duration::from_secs(5)).await;
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    }
+
+    #[tokio::test]
+    async fn connections_above_the_limit_are_closed_at_once() {
+        let addr = start(ServeLimits {
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 2,
+        })
+        .await;
+        let _a = TcpStream::connect(addr).await.unwrap();
+        let _b = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let (got, took) = read_to_close(&mut c, Duration::from_secs(5)).await;
+        assert!(got.is_empty() && took < Duration::from_secs(5), "{got}");
+        drop(_a);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut d = TcpStream::connect(addr).await.unwrap();
+        d.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (got, _) = read_to_close(&mut d, Duration::from_secs(5)).await;
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    }
 }

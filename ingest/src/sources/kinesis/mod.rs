@@ -5,11 +5,11 @@ pub mod client;
 
 pub use client::{
     FaultyKinesis, IteratorStart, KinesisApi, KinesisEndpoint, KinesisError, KinesisRecord,
-    PutOutcome, RecordsPage, SdkKinesis, ShardInfo,
+    KinesisTimeouts, PutOutcome, RecordsPage, SdkKinesis, ShardInfo,
 };
 pub mod checkpoint;
 pub mod lease;
 pub mod metrics;
 pub mod worker;
 
-pub use worker::{FailPoints, KinesisSourceConfig, StartFrom, Worker, WorkerReport};
+pub use worker::{Clock, FailPoints, KinesisSourceConfig, StartFrom, Worker, WorkerReport};

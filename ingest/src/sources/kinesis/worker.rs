@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -48,13 +48,46 @@ pub struct FailPoints {
     pub between_commits: bool,
 }
 
+/// The wall clock the worker stamps `ingested_at` with, in microseconds
+/// since the Unix epoch: the system clock, or a test's.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(now_us))
+    }
+
+    /// A clock that reads `f` (tests: a time they move on).
+    pub fn from_fn(f: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(f))
+    }
+
+    pub fn now_us(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now_us())
+    }
+}
+
 /// How the worker runs.
 #[derive(Debug, Clone)]
 pub struct KinesisSourceConfig {
     pub stream: String,
     pub from: StartFrom,
     pub flush_interval: Duration,
+    /// Commit once the decoded records buffered (Arrow batches and dead
+    /// letters, as held in memory) reach this size.
     pub flush_bytes: usize,
+    /// Most bytes of decoded pages queued between the shard readers and the
+    /// loop that buffers them (besides the one page each reader may hold
+    /// while it waits for room).
+    pub queue_bytes: usize,
     pub worker_id: String,
     pub lease_timeout: Duration,
     /// Pause after a GetRecords that returned nothing.
@@ -70,6 +103,9 @@ pub struct KinesisSourceConfig {
     /// Events per sorted run handed to a writer.
     pub run_rows: usize,
     pub fail: FailPoints,
+    /// Stamps `ingested_at`: each page of events when it is decoded, the
+    /// dead letters of a flush when it is committed.
+    pub clock: Clock,
 }
 
 impl KinesisSourceConfig {
@@ -79,6 +115,7 @@ impl KinesisSourceConfig {
             from: StartFrom::TrimHorizon,
             flush_interval: Duration::from_secs(30),
             flush_bytes: 128 * 1024 * 1024,
+            queue_bytes: 64 * 1024 * 1024,
             worker_id: default_worker_id(),
             lease_timeout: Duration::from_secs(30),
             idle_poll: Duration::from_millis(1000),
@@ -89,6 +126,7 @@ impl KinesisSourceConfig {
             write: WriteOptions::default(),
             run_rows: 128 * 1024,
             fail: FailPoints::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -125,10 +163,13 @@ struct Page {
     dead: Vec<DeadLetter>,
     counts: Counts,
     records: u64,
-    bytes: u64,
+    /// What the decoded page holds in memory (see [`decoded_size`]).
+    decoded_bytes: u64,
     last_seq: Option<String>,
     /// The shard is closed and this was its last page.
     end: bool,
+    /// Its room in the queue, given back when the page is buffered.
+    _room: Option<OwnedSemaphorePermit>,
 }
 
 enum ReaderMsg {
@@ -151,9 +192,46 @@ struct ReaderSpec<C> {
     records_per_call: i32,
     min_call_interval: Duration,
     idle_poll: Duration,
-    ingested_at: i64,
+    clock: Clock,
     metrics: Arc<WorkerMetrics>,
     tx: mpsc::Sender<ReaderMsg>,
+    /// The queue's room, in [`QUEUE_UNIT`] units.
+    room: Arc<Semaphore>,
+    room_units: u32,
+}
+
+/// The unit the queue's room is counted in.
+const QUEUE_UNIT: usize = 1024;
+
+/// The queue's room for `queue_bytes`, in units (at least one).
+fn queue_units(queue_bytes: usize) -> u32 {
+    (queue_bytes / QUEUE_UNIT).clamp(1, u32::MAX as usize >> 4) as u32
+}
+
+/// What a decoded page holds in memory: its Arrow arrays (capacity
+/// included) and its dead letters with their raw bytes. This, not the
+/// compressed size of the records, is what a flush buffers: a gzip record
+/// can inflate a hundred times.
+fn decoded_size(batch: Option<&RecordBatch>, dead: &[DeadLetter]) -> u64 {
+    let arrays = batch.map_or(0, RecordBatch::get_array_memory_size);
+    let letters: usize = dead
+        .iter()
+        .map(|d| {
+            let seq = match &d.position.origin {
+                Origin::Kinesis {
+                    sequence_number, ..
+                } => sequence_number.capacity(),
+                Origin::File { .. } => 0,
+            };
+            std::mem::size_of::<DeadLetter>()
+                + d.reason.capacity()
+                + d.field.as_ref().map_or(0, String::capacity)
+                + d.raw.capacity()
+                + seq
+                + d.position.steps.capacity() * std::mem::size_of::<crate::event::Step>()
+        })
+        .sum();
+    (arrays + letters) as u64
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -314,7 +392,7 @@ async fn reader<C: KinesisApi>(spec: ReaderSpec<C>) {
             let stream = spec.stream.clone();
             let shard = spec.shard.clone();
             let suppress = spec.suppress_dead_through.clone();
-            let ingested_at = spec.ingested_at;
+            let ingested_at = spec.clock.now_us();
             let records = page.records;
             let joined = tokio::task::spawn_blocking(move || {
                 let out = decode_page(
@@ -344,6 +422,17 @@ async fn reader<C: KinesisApi>(spec: ReaderSpec<C>) {
         if page_last.is_some() {
             last_seq = page_last.clone();
         }
+        let decoded_bytes = decoded_size(batch.as_ref(), &dead);
+        // Wait for room in the queue: a page larger than the whole queue
+        // waits until the queue is empty.
+        let units = (decoded_bytes as usize)
+            .div_ceil(QUEUE_UNIT)
+            .clamp(1, spec.room_units as usize) as u32;
+        let room = match spec.room.clone().acquire_many_owned(units).await {
+            Ok(r) => Some(r),
+            // Closed only when the worker is gone.
+            Err(_) => return,
+        };
         let msg = ReaderMsg::Page(Page {
             shard: spec.shard.clone(),
             epoch: spec.epoch,
@@ -351,9 +440,10 @@ async fn reader<C: KinesisApi>(spec: ReaderSpec<C>) {
             dead,
             counts,
             records: n,
-            bytes,
+            decoded_bytes,
             last_seq: page_last,
             end,
+            _room: room,
         });
         if spec.tx.send(msg).await.is_err() {
             return;
@@ -378,11 +468,13 @@ struct ShardState {
 struct Flush {
     writer: LakeWriter,
     pool: WriterPool,
-    dead: DeadLettersBuilder,
+    /// Stamped with the commit's time when it is written.
+    dead: Vec<DeadLetter>,
     run: Vec<RecordBatch>,
     run_rows: usize,
     /// Per shard: the last sequence number buffered, and whether it ended.
     positions: HashMap<String, (Option<String>, bool)>,
+    /// Decoded bytes buffered (see [`decoded_size`]).
     bytes: u64,
     records: u64,
     counts: Counts,
@@ -394,7 +486,7 @@ impl Flush {
         Ok(Flush {
             writer: LakeWriter::new(lake, &cfg.write)?,
             pool: WriterPool::new(lake, &cfg.write, 1)?,
-            dead: DeadLettersBuilder::new(now_us()),
+            dead: Vec::new(),
             run: Vec::new(),
             run_rows: 0,
             positions: HashMap::new(),
@@ -434,7 +526,8 @@ pub struct Worker<C: KinesisApi> {
     tx: mpsc::Sender<ReaderMsg>,
     rx: mpsc::Receiver<ReaderMsg>,
     report: WorkerReport,
-    ingested_at: i64,
+    /// Room of the queue between the readers and the loop.
+    room: Arc<Semaphore>,
     /// When the shard list was last read.
     last_listed: Instant,
 }
@@ -448,6 +541,7 @@ impl<C: KinesisApi> Worker<C> {
     ) -> Result<Worker<C>> {
         let leases = Leases::new(lake, &cfg.stream, &cfg.worker_id, cfg.lease_timeout);
         let (tx, rx) = mpsc::channel(32);
+        let room = Arc::new(Semaphore::new(queue_units(cfg.queue_bytes) as usize));
         Ok(Worker {
             api: Arc::new(api),
             stream: Arc::from(cfg.stream.as_str()),
@@ -461,7 +555,7 @@ impl<C: KinesisApi> Worker<C> {
             tx,
             rx,
             report: WorkerReport::default(),
-            ingested_at: now_us(),
+            room,
         })
     }
 
@@ -602,9 +696,11 @@ impl<C: KinesisApi> Worker<C> {
             records_per_call: self.cfg.records_per_call,
             min_call_interval: self.cfg.min_call_interval,
             idle_poll: self.cfg.idle_poll,
-            ingested_at: self.ingested_at,
+            clock: self.cfg.clock.clone(),
             metrics: self.metrics.clone(),
             tx: self.tx.clone(),
+            room: self.room.clone(),
+            room_units: queue_units(self.cfg.queue_bytes),
         };
         if let Some(old) = self
             .readers
@@ -694,11 +790,9 @@ impl<C: KinesisApi> Worker<C> {
         }
         flush.started.get_or_insert_with(Instant::now);
         flush.records += page.records;
-        flush.bytes += page.bytes;
+        flush.bytes += page.decoded_bytes;
         flush.counts.add(&page.counts);
-        for dl in page.dead {
-            flush.dead.push(dl);
-        }
+        flush.dead.extend(page.dead);
         if let Some(b) = page.batch {
             flush.run_rows += b.num_rows();
             flush.run.push(b);
@@ -740,7 +834,13 @@ impl<C: KinesisApi> Worker<C> {
             flush.run_rows = 0;
         }
         if !flush.dead.is_empty() {
-            flush.writer.write_dead_letters(flush.dead.finish()).await?;
+            // Stamped now, so they land in the partition of the day they
+            // were committed, however long the worker has been running.
+            let mut dead = DeadLettersBuilder::new(self.cfg.clock.now_us());
+            for dl in flush.dead.drain(..) {
+                dead.push(dl);
+            }
+            flush.writer.write_dead_letters(dead.finish()).await?;
         }
         let adds = flush.pool.flush().await?;
         let next = self.report.commits + 1;
@@ -885,6 +985,8 @@ impl<C: KinesisApi> Worker<C> {
         self.lease_round(lake, &mut flush).await?;
         let lease_every = (self.cfg.lease_timeout / 3).max(Duration::from_millis(100));
         let mut lease_tick = tokio::time::interval(lease_every);
+        // A renewal that came late is not made up for with a burst.
+        lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync_tick = tokio::time::interval(self.cfg.shard_sync);
         // After a slow sync, the next one a full interval later, not at once.
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -893,6 +995,10 @@ impl<C: KinesisApi> Worker<C> {
         let mut surplus_check = false;
         loop {
             self.metrics.turn();
+            // Biased, in this order: stopping, then the timers, then pages.
+            // During catch-up a page is always ready; were pages first, a
+            // due lease renewal (or time-based flush) would wait for the
+            // queue to run dry and the leases would lapse.
             tokio::select! {
                 biased;
                 () = &mut stop => {
@@ -908,6 +1014,20 @@ impl<C: KinesisApi> Worker<C> {
                     }
                     self.commit(lake, &mut flush).await?;
                     return Ok(());
+                }
+                _ = lease_tick.tick() => {
+                    self.lease_round(lake, &mut flush).await?;
+                    surplus_check = true;
+                }
+                _ = flush_tick.tick() => {
+                    if flush.started.is_some_and(|t| t.elapsed() >= self.cfg.flush_interval) {
+                        self.commit(lake, &mut flush).await?;
+                        surplus_check = true;
+                    }
+                }
+                _ = sync_tick.tick() => {
+                    self.resync_shards(lake).await?;
+                    self.lease_round(lake, &mut flush).await?;
                 }
                 msg = self.rx.recv() => {
                     let Some(msg) = msg else { continue };
@@ -942,20 +1062,6 @@ impl<C: KinesisApi> Worker<C> {
                         }
                     }
                 }
-                _ = flush_tick.tick() => {
-                    if flush.started.is_some_and(|t| t.elapsed() >= self.cfg.flush_interval) {
-                        self.commit(lake, &mut flush).await?;
-                        surplus_check = true;
-                    }
-                }
-                _ = lease_tick.tick() => {
-                    self.lease_round(lake, &mut flush).await?;
-                    surplus_check = true;
-                }
-                _ = sync_tick.tick() => {
-                    self.resync_shards(lake).await?;
-                    self.lease_round(lake, &mut flush).await?;
-                }
             }
             if surplus_check {
                 surplus_check = false;
@@ -964,3 +1070,7 @@ impl<C: KinesisApi> Worker<C> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;
