@@ -6,6 +6,7 @@
 mod bad_input;
 mod common;
 mod detection;
+mod inventory;
 mod kinesis;
 mod kinesis_harness;
 mod lake;
