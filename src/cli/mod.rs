@@ -6,6 +6,7 @@ mod demo;
 mod detect;
 mod ingest;
 mod ingest_kinesis;
+mod inventory;
 mod report;
 mod server;
 mod simulate;
@@ -49,6 +50,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Decode telemetry files into the lake (exactly once per file content).
     Ingest(ingest::IngestArgs),
+    /// Inventory every Lambda function (configuration, triggers, role policies) into the lake.
+    Inventory(inventory::InventoryArgs),
     /// Run SQL over the lake: tables `events`, `dead_letters` and one view per event type.
     Sql(sql::SqlArgs),
     /// Compact the lake's small files into large ones (Delta OPTIMIZE).
@@ -74,6 +77,7 @@ impl Command {
     /// stay quiet unless asked (-v).
     pub fn is_service(&self) -> bool {
         matches!(self, Command::Ingest(a) if a.kinesis.kinesis.is_some())
+            || matches!(self, Command::Inventory(a) if a.every.is_some())
     }
 }
 
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Ingest(a) => ingest::run(a).await,
+            Command::Inventory(a) => inventory::run(a).await,
             Command::Sql(a) => sql::run(a).await,
             Command::Compact(a) => compact::run(a).await,
             Command::Train(a) => train::run(a).await,

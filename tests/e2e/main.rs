@@ -7,6 +7,7 @@ mod bad_input;
 mod cloudtrail;
 mod common;
 mod detection;
+mod inventory;
 mod kinesis;
 mod kinesis_harness;
 mod lake;

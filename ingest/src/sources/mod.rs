@@ -2,6 +2,7 @@
 //! it talks to; the closed list is [`SourceConfig`].
 
 pub mod file;
+pub mod inventory;
 pub mod kinesis;
 
 use serde::Deserialize;
