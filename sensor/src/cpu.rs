@@ -148,6 +148,19 @@ impl Proc {
             .collect()
     }
 
+    /// Whether process `pid` exists (and is not a zombie).
+    pub fn alive(&self, pid: u32) -> bool {
+        fs::read_to_string(self.root.join(pid.to_string()).join("stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 1..];
+                rest.split_ascii_whitespace()
+                    .next()
+                    .map(|st| st != "Z" && st != "X")
+            })
+            .unwrap_or(false)
+    }
+
     /// Reads the CPU time of `root` and its descendants; `None` when `root`
     /// is gone.
     pub fn read_tree(&self, root: u32) -> Option<Reading> {

@@ -187,10 +187,19 @@ async fn run(cfg: Config) -> Result<()> {
                 // the CPU reading and the shipping below never overlap the
                 // handler. Bounded by the deadline, plus slack for the record.
                 let wait = Duration::from_millis((deadline_ms - now_ms()).max(0) as u64 + 2_000);
+                // A runtime that died without a runtimeDone (the sandbox is
+                // being reset) ends the wait too: SHUTDOWN comes next.
                 let _ = tokio::time::timeout(wait, async {
-                    while !lock(&state).is_done(&request_id) {
-                        if done.changed().await.is_err() {
-                            break;
+                    loop {
+                        {
+                            let s = lock(&state);
+                            if s.is_done(&request_id) || !s.runtime_alive() {
+                                break;
+                            }
+                        }
+                        tokio::select! {
+                            r = done.changed() => if r.is_err() { break },
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                         }
                     }
                 })

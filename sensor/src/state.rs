@@ -18,7 +18,7 @@ use crate::telemetry::{Item, Record};
 
 /// Invocations remembered at once (older ones are finished as they are).
 const MAX_OPEN: usize = 64;
-/// Hook events held from before the first invocation (a cold start's init).
+/// Hook events held until their invocation is known.
 const MAX_PRE_INVOKE: usize = 1024;
 /// How far a hook's own timestamp may be from the extension's clock before
 /// the extension's is used instead.
@@ -72,7 +72,11 @@ pub struct State {
     queue: Arc<Queue>,
     open: VecDeque<Inv>,
     current: Option<String>,
-    pre_invoke: Vec<(f64, Map<String, Value>)>,
+    /// Hook events that came before the invocation they belong to was
+    /// known: during init, or racing ahead of `INVOKE` (time, fields, init).
+    held: Vec<(f64, Map<String, Value>, bool)>,
+    /// Event samples that raced ahead of their `INVOKE`.
+    early_samples: Vec<(String, (Value, Option<i64>, Option<String>))>,
     /// The reading at the last `runtimeDone`: the runtime rests from there
     /// to the next invocation.
     cpu_rest: Option<Reading>,
@@ -117,7 +121,8 @@ impl State {
             queue,
             open: VecDeque::new(),
             current: None,
-            pre_invoke: Vec::new(),
+            held: Vec::new(),
+            early_samples: Vec::new(),
             cpu_rest: None,
             init_ms: None,
             seen_invoke: false,
@@ -140,6 +145,12 @@ impl State {
 
     pub fn runtime_pid(&self) -> Option<u32> {
         self.runtime_pid
+    }
+
+    /// False once the runtime process announced by the hooks is gone (the
+    /// sandbox is being reset, or the runtime crashed).
+    pub fn runtime_alive(&self) -> bool {
+        self.runtime_pid.is_none_or(|p| self.proc_.alive(p))
     }
 
     fn read_cpu(&self) -> Option<Reading> {
@@ -201,16 +212,25 @@ impl State {
         }
         self.current = Some(request_id.to_string());
         // What the hooks saw during init belongs to the invocation that
-        // caused the cold start.
-        for (t, mut fields) in std::mem::take(&mut self.pre_invoke) {
+        // caused the cold start; what raced ahead of this INVOKE, to it.
+        for (t, mut fields, init) in std::mem::take(&mut self.held) {
             let ty = fields
                 .remove("type")
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            fields.insert("phase".into(), json!("init"));
+            if init {
+                fields.insert("phase".into(), json!("init"));
+            }
             let o = self.stamp(&ty, t, request_id, fields);
             self.push(o, false);
         }
+        if let Some(pos) = self.early_samples.iter().position(|(r, _)| r == request_id) {
+            let (_, sample) = self.early_samples.swap_remove(pos);
+            if let Some(inv) = self.open.back_mut() {
+                inv.sample = Some(sample);
+            }
+        }
+        self.early_samples.clear();
     }
 
     /// Takes a CPU reading of the running invocation (near its deadline, so
@@ -226,7 +246,12 @@ impl State {
         }
     }
 
-    fn known(&self, rid: Option<String>) -> Option<String> {
+    /// The invocation a hook message belongs to: the one it names when that
+    /// is known, else the current one; none yet (hold it) between
+    /// invocations, where a hook that names an id the extension does not know
+    /// yet is faster than INVOKE (Lambda sends the next invocation only after
+    /// the extension asked for it, so no other can be running then).
+    fn route(&self, rid: Option<String>) -> Option<String> {
         match rid {
             Some(r) if self.open.iter().any(|i| i.request_id == r) => Some(r),
             _ => self.current.clone(),
@@ -253,6 +278,15 @@ impl State {
                 if self.runtime_pid != Some(pid) {
                     self.runtime_pid = Some(pid);
                     self.cpu_rest = None;
+                    // A runtime that announced itself late: its CPU counts from now.
+                    let now = self.read_cpu();
+                    if let Some(inv) = self
+                        .open
+                        .iter_mut()
+                        .find(|i| !i.done && i.cpu_start.is_none())
+                    {
+                        inv.cpu_start = now;
+                    }
                 }
             }
             Message::HookDropped { dropped } => self.stats.hook_dropped += dropped,
@@ -262,13 +296,20 @@ impl State {
                 event_bytes,
                 trigger,
             } => {
-                let rid = self.known(request_id);
-                if let Some(inv) = self
-                    .open
-                    .iter_mut()
-                    .find(|i| Some(&i.request_id) == rid.as_ref())
-                {
-                    inv.sample = Some((event, event_bytes, trigger));
+                let sample = (event, event_bytes, trigger);
+                match self.route(request_id.clone()) {
+                    Some(rid) => {
+                        if let Some(inv) = self.open.iter_mut().find(|i| i.request_id == rid) {
+                            inv.sample = Some(sample);
+                        }
+                    }
+                    None => {
+                        if let Some(r) = request_id {
+                            if self.early_samples.len() < 8 {
+                                self.early_samples.push((r, sample));
+                            }
+                        }
+                    }
                 }
             }
             Message::Event {
@@ -282,14 +323,14 @@ impl State {
                     .map(|s| s * 1000.0)
                     .filter(|t| (t - now).abs() < MAX_SKEW_MS)
                     .unwrap_or(now);
-                match self.known(request_id) {
+                match self.route(request_id) {
                     Some(rid) => {
                         let o = self.stamp(ty, t, &rid, fields);
                         self.push(o, false);
                     }
-                    None if self.pre_invoke.len() < MAX_PRE_INVOKE => {
+                    None if self.held.len() < MAX_PRE_INVOKE => {
                         fields.insert("type".into(), json!(ty));
-                        self.pre_invoke.push((t, fields));
+                        self.held.push((t, fields, !self.seen_invoke));
                     }
                     None => {
                         self.queue.counters.overflow.fetch_add(1, Ordering::Relaxed);
@@ -572,6 +613,46 @@ mod tests {
         assert_eq!(inv["time"], "2023-11-14T22:13:20.050000Z");
         assert_eq!(inv["account"], "123456789012");
         assert_eq!(inv["sensor"]["rejected_by_reason"]["not_json"], 1);
+    }
+
+    #[test]
+    fn a_hook_faster_than_invoke_is_held_for_it() {
+        let (mut s, q) = state();
+        s.on_invoke("r1", 10_000, 0);
+        s.on_telemetry(
+            vec![item(
+                "platform.runtimeDone",
+                "2023-11-14T22:13:20.050Z",
+                json!({"requestId":"r1","status":"success"}),
+            )],
+            0,
+            5,
+        );
+        s.on_lines(
+            vec![
+                parse_line(
+                    br#"{"type":"invoke","request_id":"r2","event":"{}","trigger":"sqs"}"#,
+                    100,
+                ),
+                parse_line(
+                    br#"{"type":"dns","query":"q.example","request_id":"r2"}"#,
+                    100,
+                ),
+            ],
+            6,
+        );
+        s.on_invoke("r2", 10_000, 7);
+        s.finish_all(8);
+        let ev = drain(&q);
+        let dns: Vec<&Value> = ev.iter().filter(|e| e["type"] == "dns").collect();
+        assert_eq!(dns.len(), 1);
+        assert_eq!(dns[0]["request_id"], "r2");
+        assert!(dns[0].get("phase").is_none(), "not init: {}", dns[0]);
+        let r2 = ev
+            .iter()
+            .find(|e| e["type"] == "invocation" && e["request_id"] == "r2")
+            .unwrap();
+        assert_eq!(r2["trigger"], "sqs");
     }
 
     #[test]
