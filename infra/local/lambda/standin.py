@@ -197,6 +197,16 @@ class Sandbox:
         a = self.args
         env = self.env()
         t0 = time.monotonic()
+        if not a.extension:
+            # No extension: the baseline of a benchmark.
+            self.ext_proc = subprocess.Popen(["sleep", "3600"])
+            self.svc.log({"sandbox": self.n, "extension": None})
+        else:
+            self._start_extension(env, t0)
+        self._start_runtime(env)
+
+    def _start_extension(self, env, t0):
+        a = self.args
         self.ext_proc = subprocess.Popen(
             [a.extension],
             env=env,
@@ -210,6 +220,9 @@ class Sandbox:
             raise RuntimeError("the extension did not register and ask for its next event within 10 s (see extension-stderr.log)")
         reg_ms = (min(x["registered"] for x in self.ext.values()) - t0) * 1000
         self.svc.log({"sandbox": self.n, "extension_registered_ms": round(reg_ms, 2)})
+
+    def _start_runtime(self, env):
+        a = self.args
         self.telemetry.emit("platform.initStart", {"initializationType": "on-demand", "phase": "init", "runtimeVersion": "python", "functionName": a.function, "functionVersion": "$LATEST"})
         rt_env = dict(env)
         rt_env["PYTHONPATH"] = a.task_dir + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -300,6 +313,8 @@ class Sandbox:
             self.rt_proc.wait()
 
     def shutdown(self, reason):
+        if self.args.extension and self.ext_proc.poll() is None:
+            self.svc.log({"sandbox": self.n, "extension_rss_kb": vm_kb(self.ext_proc.pid, "VmRSS:"), "extension_hwm_kb": vm_kb(self.ext_proc.pid, "VmHWM:")})
         self._kill_runtime()
         self.telemetry.drain()
         deadline_ms = int(time.time() * 1000) + 2000
@@ -308,6 +323,8 @@ class Sandbox:
                 x["events"].append({"eventType": "SHUTDOWN", "shutdownReason": reason, "deadlineMs": deadline_ms})
             self.cv.notify_all()
         try:
+            if not self.args.extension:
+                self.ext_proc.kill()
             self.ext_proc.wait(timeout=2.5)
         except subprocess.TimeoutExpired:
             self.ext_proc.kill()
@@ -328,15 +345,19 @@ def poll(cv, pred, timeout):
     return True
 
 
-def vm_hwm_kb(pid):
+def vm_kb(pid, field):
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def vm_hwm_kb(pid):
+    return vm_kb(pid, "VmHWM:")
 
 
 class Service:
@@ -487,7 +508,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--plan", required=True)
     p.add_argument("--results", required=True)
-    p.add_argument("--extension", required=True)
+    p.add_argument("--extension", help="the extension binary (none: run without one)")
     p.add_argument("--task-dir", required=True)
     p.add_argument("--handler", required=True)
     p.add_argument("--wrapper")

@@ -95,3 +95,19 @@ def crash(event, context):
     if event.get("crash"):
         os._exit(3)
     return sleeper(event, context)
+
+
+def busy(event, context):
+    """The benchmark's handler: 5 lookups, 2 connections, 1 process, 10 file opens."""
+    import socket
+
+    for _ in range(5):
+        socket.getaddrinfo("localhost", event["port"], socket.AF_INET, socket.SOCK_STREAM)
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", event["port"]), timeout=2)
+        s.close()
+    subprocess.run(["true"])
+    for i in range(10):
+        with open("%s-%d" % (event["tmp"], i), "w") as f:
+            f.write("x")
+    return {}
