@@ -34,6 +34,9 @@ pub struct Identity {
     pub memory_mb: Option<i64>,
 }
 
+/// A sample of the triggering event: the event, its size, its trigger.
+type Sample = (Value, Option<i64>, Option<String>);
+
 #[derive(Debug, Default)]
 struct Inv {
     request_id: String,
@@ -49,7 +52,7 @@ struct Inv {
     status: Option<String>,
     error_type: Option<String>,
     duration_ms: Option<f64>,
-    sample: Option<(Value, Option<i64>, Option<String>)>,
+    sample: Option<Sample>,
     cold: bool,
 }
 
@@ -76,7 +79,7 @@ pub struct State {
     /// known: during init, or racing ahead of `INVOKE` (time, fields, init).
     held: Vec<(f64, Map<String, Value>, bool)>,
     /// Event samples that raced ahead of their `INVOKE`.
-    early_samples: Vec<(String, (Value, Option<i64>, Option<String>))>,
+    early_samples: Vec<(String, Sample)>,
     /// The reading at the last `runtimeDone`: the runtime rests from there
     /// to the next invocation.
     cpu_rest: Option<Reading>,
@@ -304,10 +307,10 @@ impl State {
                         }
                     }
                     None => {
-                        if let Some(r) = request_id {
-                            if self.early_samples.len() < 8 {
-                                self.early_samples.push((r, sample));
-                            }
+                        if let Some(r) = request_id
+                            && self.early_samples.len() < 8
+                        {
+                            self.early_samples.push((r, sample));
                         }
                     }
                 }

@@ -222,11 +222,12 @@ fn benign_invocations_arrive_with_their_request_ids_and_cpu() {
             .as_f64()
             .unwrap_or_else(|| panic!("no cpu_ms: {e}"));
         // The extension sees the whole runtime (event decoding, the response
-        // post); the handler only its own part.
+        // post); the handler only its own part. Measured: within 1 ms on an
+        // idle machine; the margin is for a loaded CI host.
         let diff = cpu - measured;
         worst = worst.max(diff.abs());
         assert!(
-            (-2.0..=6.0).contains(&diff),
+            (-4.0..=8.0).contains(&diff),
             "invocation {i}: the sensor says {cpu} ms of CPU, the handler measured {measured} ms"
         );
         // What the handler did, stamped with its request id.

@@ -46,14 +46,14 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
-def run(work, n, port, extension):
+def run(work, n, port, extension, handler="busy", plan=None):
     os.makedirs(work, exist_ok=True)
-    plan = [{"label": "b", "invoke": {"port": port, "tmp": os.path.join(work, "f")}} for _ in range(n)]
+    plan = plan or [{"label": "b", "invoke": {"port": port, "tmp": os.path.join(work, "f")}} for _ in range(n)]
     with open(os.path.join(work, "plan.json"), "w") as f:
         json.dump(plan, f)
     cmd = [sys.executable, os.path.join(HERE, "standin.py"), "--plan", os.path.join(work, "plan.json"),
            "--results", os.path.join(work, "results.jsonl"), "--task-dir",
-           os.path.join(ROOT, "tests/e2e/sensor_handlers"), "--handler", "app.busy", "--timeout", "10",
+           os.path.join(ROOT, "tests/e2e/sensor_handlers"), "--handler", "app." + handler, "--timeout", "10",
            "--work", work, "--function", "bench"]
     if extension:
         cmd += ["--extension", extension, "--wrapper", os.path.join(ROOT, "sensor/hooks/fnwatch-wrapper")]
@@ -73,6 +73,10 @@ def main():
         _, base = run(os.path.join(d, "base"), a.n, port, None)
         rows, sens = run(os.path.join(d, "sensor"), a.n, port, os.path.abspath(a.extension))
         events = sum(1 for _ in open(os.path.join(d, "sensor", "extension-stdout.log")))
+        # Throughput: 3 invocations each sending 20,000 events as fast as the hook can.
+        frows, _ = run(os.path.join(d, "flood"), 3, port, os.path.abspath(a.extension), "flood",
+                       [{"label": "f", "invoke": {"n": 20000}} for _ in range(3)])
+        flines = [json.loads(l) for l in open(os.path.join(d, "flood", "extension-stdout.log"))]
     reg = [r["extension_registered_ms"] for r in rows if "extension_registered_ms" in r]
     rss = [r for r in rows if "extension_rss_kb" in r]
     print("invocations measured: %d without, %d with the sensor (first 5 of each skipped)" % (len(base), len(sens)))
@@ -83,6 +87,12 @@ def main():
     if rss:
         print("extension RSS at the end: %.1f MB (peak %.1f MB)" % (rss[-1]["extension_rss_kb"] / 1024, rss[-1]["extension_hwm_kb"] / 1024))
     print("events shipped: %d (%.1f per invocation)" % (events, events / max(1, a.n)))
+    inv = [r for r in frows if r.get("label") == "f"]
+    secs = sum(r["duration_ms"] for r in inv) / 1000.0
+    sensor = [e for e in flines if e.get("type") == "invocation"][-1]["sensor"]
+    dns = sum(1 for e in flines if e.get("type") == "dns")
+    print("flood: %d events sent by the hook in %.2f s of invocations; %d shipped (%.0f/s), "
+          "buffer drops %d, hook drops %d" % (20000 * len(inv), secs, dns, dns / secs, sensor["buffer_dropped"], sensor["hook_dropped"]))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ dropped and counted, and the count is reported with the next message that
 gets through. Nothing here ever raises into the function or waits on I/O.
 """
 
+import collections
 import json
 import os
 import socket
@@ -29,11 +30,14 @@ import time
 _SOCKET = os.environ.get("FNWATCH_SENSOR_SOCKET") or "/tmp/fnwatch-sensor.sock"
 _SAMPLE = int(os.environ.get("FNWATCH_SENSOR_SAMPLE_BYTES") or 4096)
 _MAX_MSG = 60000
+# Messages held while the extension's queue is full (then dropped, counted).
+_MAX_PENDING = 5000
 
 _local = threading.local()
 _state = {"rid": None, "dropped": 0, "sock": None, "installed": False}
 # Recently resolved addresses -> the name they came from (bounded).
 _names = {}
+_pending = collections.deque()
 
 
 def _skip_roots():
@@ -58,29 +62,78 @@ def _skip_roots():
 _SKIP = _skip_roots()
 
 
-def _send(obj):
-    """Sends one message; never blocks, never raises."""
+def _sock():
     s = _state["sock"]
+    if s is None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        _state["sock"] = s
+    return s
+
+
+def _flush():
+    """Sends what waits, several lines per datagram; False when the socket
+    is still full."""
+    s = _sock()
+    while _pending:
+        batch = []
+        size = 0
+        while _pending and size + len(_pending[0]) + 1 <= _MAX_MSG:
+            line = _pending.popleft()
+            batch.append(line)
+            size += len(line) + 1
+        try:
+            s.sendto(b"\n".join(batch), _SOCKET)
+        except BlockingIOError:
+            _pending.extendleft(reversed(batch))
+            return False
+        except OSError:
+            _state["dropped"] += len(batch)
+    if _state["dropped"]:
+        _report_drops()
+    return True
+
+
+def _send(obj):
+    """Sends one message; never blocks, never raises. When the extension's
+    queue is full (a burst), messages wait in a bounded list and go out
+    together, several to a datagram, with the next message or at the end of
+    the invocation; beyond the bound they are dropped and counted."""
     try:
-        if s is None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            s.setblocking(False)
-            _state["sock"] = s
-        if _state["dropped"]:
-            d = _state["dropped"]
-            s.sendto(
-                json.dumps({"type": "hook_dropped", "dropped": d}).encode(), _SOCKET
-            )
-            _state["dropped"] -= d
         data = json.dumps(obj, separators=(",", ":"), default=str).encode(
             "utf-8", "replace"
         )
         if len(data) > _MAX_MSG:
             _state["dropped"] += 1
             return
-        s.sendto(data, _SOCKET)
+        if _pending:
+            _pending.append(data)
+            while len(_pending) > _MAX_PENDING:
+                _pending.popleft()
+                _state["dropped"] += 1
+            _flush()
+            return
+        try:
+            _sock().sendto(data, _SOCKET)
+        except BlockingIOError:
+            _pending.append(data)
+            return
+        except OSError:
+            _state["dropped"] += 1
+            return
+        if _state["dropped"]:
+            _report_drops()
     except Exception:
         _state["dropped"] += 1
+
+
+def _report_drops():
+    d = _state["dropped"]
+    try:
+        _sock().sendto(json.dumps({"type": "hook_dropped", "dropped": d}).encode(), _SOCKET)
+        _state["dropped"] -= d
+    except OSError:
+        pass
 
 
 def _event(kind, **fields):
@@ -363,7 +416,14 @@ def _patch_bootstrap(mod):
 
     def handle_event_request(lambda_runtime_client, request_handler, invoke_id, event_body, *a, **kw):
         _on_invoke(invoke_id, event_body)
-        return orig(lambda_runtime_client, request_handler, invoke_id, event_body, *a, **kw)
+        try:
+            return orig(lambda_runtime_client, request_handler, invoke_id, event_body, *a, **kw)
+        finally:
+            # The response is out: send what waited.
+            try:
+                _flush()
+            except Exception:
+                pass
 
     handle_event_request._fnwatch = True
     mod.handle_event_request = handle_event_request

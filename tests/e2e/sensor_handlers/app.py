@@ -111,3 +111,13 @@ def busy(event, context):
         with open("%s-%d" % (event["tmp"], i), "w") as f:
             f.write("x")
     return {}
+
+
+def flood(event, context):
+    """The benchmark's flood: `n` DNS events through the hook, as fast as it sends."""
+    import fnwatch_hook
+
+    t0 = time.perf_counter()
+    for i in range(event["n"]):
+        fnwatch_hook._event("dns", query="q%d.flood.example" % i, qtype="A", rcode="NOERROR")
+    return {"sent": event["n"], "seconds": time.perf_counter() - t0}
