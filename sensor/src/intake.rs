@@ -1,5 +1,6 @@
-//! What the hooks send: JSON lines in unix datagrams, untrusted (the function
-//! may be compromised). Every line is read field by field against what the
+//! What the hooks send: JSON lines in unix datagrams (Python) or on a unix
+//! stream socket (Node.js, whose core has no datagram sockets), untrusted
+//! (the function may be compromised). Every line is read field by field against what the
 //! contract allows for its type; anything else is rejected with a reason
 //! that is counted, and nothing a message holds can make the extension fail.
 
@@ -7,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tokio::net::UnixDatagram;
+use tokio::io::AsyncReadExt;
+use tokio::net::{UnixDatagram, UnixListener};
 
 /// A message from a hook.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,8 @@ pub enum Reject {
     NotObject,
     UnknownType,
     BadField,
+    /// A stream connection beyond the most the extension serves at once.
+    TooManyConnections,
 }
 
 impl Reject {
@@ -54,6 +58,7 @@ impl Reject {
             Reject::NotObject => "not_object",
             Reject::UnknownType => "unknown_type",
             Reject::BadField => "bad_field",
+            Reject::TooManyConnections => "too_many_connections",
         }
     }
 }
@@ -275,6 +280,135 @@ pub fn listen(
     Ok(())
 }
 
+/// The stream socket beside the datagram socket at `socket`: the same path
+/// with `.stream` appended (the Node.js hook derives it the same way).
+pub fn stream_path(socket: &Path) -> std::path::PathBuf {
+    let mut p = socket.as_os_str().to_owned();
+    p.push(".stream");
+    std::path::PathBuf::from(p)
+}
+
+/// Most stream connections served at once; more are closed at once and
+/// counted (each hooked process needs one).
+pub const MAX_STREAM_CONNECTIONS: usize = 64;
+
+/// Splits what a stream connection sends into lines, bounded: a line longer
+/// than `max_message` is rejected once as oversized and skipped up to its
+/// newline, so no sender can make the reader hold more than `max_message`.
+#[derive(Debug)]
+pub struct LineSplitter {
+    max: usize,
+    buf: Vec<u8>,
+    /// In the middle of an oversized line (already counted).
+    skipping: bool,
+}
+
+impl LineSplitter {
+    pub fn new(max_message: usize) -> Self {
+        LineSplitter {
+            max: max_message,
+            buf: Vec::new(),
+            skipping: false,
+        }
+    }
+
+    /// The complete lines in `data` (with what came before), parsed.
+    pub fn push(&mut self, mut data: &[u8], sample_bytes: usize) -> Vec<Result<Message, Reject>> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            let nl = data.iter().position(|b| *b == b'\n');
+            let (part, rest, complete) = match nl {
+                Some(i) => (&data[..i], &data[i + 1..], true),
+                None => (data, &data[data.len()..], false),
+            };
+            data = rest;
+            if self.skipping {
+                if complete {
+                    self.skipping = false;
+                }
+                continue;
+            }
+            if self.buf.len() + part.len() > self.max {
+                self.buf.clear();
+                out.push(Err(Reject::Oversized));
+                self.skipping = !complete;
+                continue;
+            }
+            self.buf.extend_from_slice(part);
+            if complete {
+                if !self.buf.iter().all(u8::is_ascii_whitespace) {
+                    out.push(parse_line(&self.buf, sample_bytes));
+                }
+                self.buf.clear();
+            }
+        }
+        out
+    }
+}
+
+/// Binds the stream socket at `path` for hooks that cannot send datagrams
+/// (Node.js): newline-separated JSON lines, the same messages as
+/// [`listen`]. At most [`MAX_STREAM_CONNECTIONS`] at once; each reader holds
+/// at most `max_message` bytes of an unfinished line.
+pub fn listen_stream(
+    path: &Path,
+    max_message: usize,
+    sample_bytes: usize,
+    on_lines: OnLines,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    let open = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let mut conn = match listener.accept().await {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "hook stream socket: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            if open.fetch_add(1, Ordering::SeqCst) >= MAX_STREAM_CONNECTIONS {
+                open.fetch_sub(1, Ordering::SeqCst);
+                drop(conn);
+                on_lines(vec![Err(Reject::TooManyConnections)]);
+                continue;
+            }
+            let on_lines = on_lines.clone();
+            let open = open.clone();
+            tokio::spawn(async move {
+                let mut split = LineSplitter::new(max_message);
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match conn.read(&mut buf).await {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let out = split.push(&buf[..n], sample_bytes);
+                            if !out.is_empty() {
+                                on_lines(out);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "hook stream connection: read failed");
+                            break;
+                        }
+                    }
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +489,85 @@ mod tests {
         assert_eq!(trigger.as_deref(), Some("sqs"));
         let line = json!({"type":"invoke","event":{"a":1},"trigger":"pwn"}).to_string();
         assert_eq!(parse_line(line.as_bytes(), 100), Err(Reject::BadField));
+    }
+
+    #[test]
+    fn stream_lines_are_split_across_reads_and_bounded() {
+        let mut s = LineSplitter::new(64);
+        let dns = br#"{"type":"dns","query":"a.example"}"#;
+        // One line in three reads, then two in one.
+        assert!(s.push(&dns[..5], 100).is_empty());
+        assert!(s.push(&dns[5..20], 100).is_empty());
+        let out = s.push(&[&dns[20..], b"\n\n[1]\n".as_slice()].concat(), 100);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(&out[0], Ok(Message::Event { ty: "dns", .. })));
+        assert_eq!(out[1], Err(Reject::NotObject));
+        // An endless line: rejected once, skipped to its newline, and the
+        // reader holds no more than the limit meanwhile.
+        let big = vec![b'x'; 50];
+        let mut n = Vec::new();
+        for _ in 0..100 {
+            n.extend(s.push(&big, 100));
+            assert!(s.buf.len() <= 64);
+        }
+        assert_eq!(n, vec![Err(Reject::Oversized)]);
+        let out = s.push(&[b"tail\n".as_slice(), dns, b"\n"].concat(), 100);
+        assert_eq!(
+            out.len(),
+            1,
+            "the rest of the long line is not a message: {out:?}"
+        );
+        assert!(out[0].is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_stream_socket_takes_lines_and_survives_garbage() {
+        use std::sync::Mutex;
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = stream_path(&dir.path().join("s.sock"));
+        assert!(path.to_str().unwrap().ends_with("s.sock.stream"));
+        let got: Arc<Mutex<Vec<Result<Message, Reject>>>> = Arc::default();
+        let g = got.clone();
+        listen_stream(
+            &path,
+            1000,
+            100,
+            Arc::new(move |l| g.lock().unwrap().extend(l)),
+        )
+        .unwrap();
+        let mut bad = tokio::net::UnixStream::connect(&path).await.unwrap();
+        bad.write_all(&[0xff; 5000]).await.unwrap();
+        bad.write_all(b"\n{\"type\":\n").await.unwrap();
+        drop(bad);
+        let mut good = tokio::net::UnixStream::connect(&path).await.unwrap();
+        good.write_all(b"{\"type\":\"hello\",\"pid\":7,\"runtime\":\"nodejs20\"}\n")
+            .await
+            .unwrap();
+        // Too many at once: the extra ones are refused and counted.
+        let mut held = Vec::new();
+        for _ in 0..MAX_STREAM_CONNECTIONS + 3 {
+            held.push(tokio::net::UnixStream::connect(&path).await.unwrap());
+        }
+        let want = |v: &[Result<Message, Reject>]| {
+            v.contains(&Ok(Message::Hello {
+                pid: 7,
+                runtime: "nodejs20".into(),
+            })) && v
+                .iter()
+                .filter(|r| **r == Err(Reject::TooManyConnections))
+                .count()
+                >= 3
+        };
+        for _ in 0..200 {
+            if want(&got.lock().unwrap()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let v = got.lock().unwrap().clone();
+        assert!(want(&v), "{v:?}");
+        assert!(v.contains(&Err(Reject::Oversized)), "{v:?}");
+        assert!(v.contains(&Err(Reject::NotJson)), "{v:?}");
     }
 }

@@ -119,6 +119,22 @@ async fn run(cfg: Config) -> Result<()> {
         source: e,
     })?;
 
+    // Node.js has no unix datagram sockets in core: its hook writes lines to
+    // a stream socket beside the datagram one.
+    let stream_socket = intake::stream_path(&cfg.socket);
+    let st = state.clone();
+    intake::listen_stream(
+        &stream_socket,
+        cfg.max_message,
+        cfg.sample_bytes,
+        Arc::new(move |lines| lock(&st).on_lines(lines, now_ms())),
+    )
+    .map_err(|e| Error::Io {
+        what: "binding the hooks' stream socket",
+        path: stream_socket.display().to_string(),
+        source: e,
+    })?;
+
     let (ip, host) = listener_host(&cfg.runtime_api).await?;
     let st = state.clone();
     let bound = telemetry::listen(
@@ -230,6 +246,7 @@ async fn run(cfg: Config) -> Result<()> {
                 let c = lock(&state).counters();
                 tracing::info!(stats = %c, flushed, "fnwatch-sensor stats at shutdown");
                 let _ = std::fs::remove_file(&cfg.socket);
+                let _ = std::fs::remove_file(&stream_socket);
                 if !flushed {
                     return Err(Error::FlushTimeout(left(0)));
                 }
