@@ -9,6 +9,7 @@
 //! fnwatch/fnwatch-wrapper            AWS_LAMBDA_EXEC_WRAPPER=/opt/fnwatch/fnwatch-wrapper
 //! fnwatch/python/sitecustomize.py    loads the Python hook at interpreter start
 //! fnwatch/python/fnwatch_hook.py     the Python hook (PEP 578 audit hooks)
+//! fnwatch/node/fnwatch_hook.cjs      the Node.js hook (a `--require` preload)
 //! ```
 //!
 //! The zip is written with the `zip` crate (deflate through flate2, already
@@ -24,6 +25,7 @@ use clap::{Args, Subcommand};
 const WRAPPER: &str = include_str!("../../sensor/hooks/fnwatch-wrapper");
 const PY_SITE: &str = include_str!("../../sensor/hooks/python/sitecustomize.py");
 const PY_HOOK: &str = include_str!("../../sensor/hooks/python/fnwatch_hook.py");
+const NODE_HOOK: &str = include_str!("../../sensor/hooks/node/fnwatch_hook.cjs");
 
 /// The name of the layer zip written into `--out`.
 pub const LAYER_ZIP: &str = "fnwatch-sensor-layer.zip";
@@ -102,11 +104,12 @@ fn package(a: PackageArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating the output folder {}", a.out.display()))?;
     let out = a.out.join(LAYER_ZIP);
     let tmp = a.out.join(format!(".{LAYER_ZIP}.tmp"));
-    let entries: [(&str, &[u8], u32); 4] = [
+    let entries: [(&str, &[u8], u32); 5] = [
         ("extensions/fnwatch-sensor", &ext, 0o755),
         ("fnwatch/fnwatch-wrapper", WRAPPER.as_bytes(), 0o755),
         ("fnwatch/python/sitecustomize.py", PY_SITE.as_bytes(), 0o644),
         ("fnwatch/python/fnwatch_hook.py", PY_HOOK.as_bytes(), 0o644),
+        ("fnwatch/node/fnwatch_hook.cjs", NODE_HOOK.as_bytes(), 0o644),
     ];
     write_zip(&tmp, &entries).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &out)

