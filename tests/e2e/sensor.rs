@@ -138,10 +138,11 @@ fn standin_runtime(
     env: &[(&str, &str)],
     node_ric: Option<&str>,
 ) -> Run {
-    let module = if node_ric.is_some() {
-        "node_app"
-    } else {
-        "app"
+    // Node handlers: `node_app.<handler>`, or a module of their own.
+    let module = match node_ric {
+        Some(_) if handler.contains('.') => "",
+        Some(_) => "node_app.",
+        None => "app.",
     };
     let work = dir.join(format!("work-{function}"));
     std::fs::create_dir_all(&work).unwrap();
@@ -161,7 +162,7 @@ fn standin_runtime(
             "--task-dir",
             root().join("tests/e2e/sensor_handlers").to_str().unwrap(),
         ])
-        .args(["--handler", &format!("{module}.{handler}")])
+        .args(["--handler", &format!("{module}{handler}")])
         .args([
             "--wrapper",
             root()
@@ -962,4 +963,75 @@ fn node_command_injection_is_flagged_by_detect() {
         HashSet::from([attack.as_str()]),
         "alerts: {alerts:#?}"
     );
+}
+
+#[test]
+fn node_a_flood_is_counted_never_waited_for_nor_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20,000 events in one synchronous loop: Node's queue for the socket
+    // fills (the loop never yields), so the hook must drop and count. One
+    // invocation only: the count has to come with it, not with a next one.
+    let plan = vec![json!({"label": "flood", "invoke": {"n": 20000}})];
+    let run = standin_node(dir.path(), "flooder", "flood", 10.0, &plan);
+    let invs = run.invocations();
+    assert_eq!(invs[0]["status"], "success", "{invs:?}");
+    let flood = invs[0]["request_id"].as_str().unwrap();
+    let shipped = run.events_of("dns", flood).len() as u64;
+    let e = run.invocation_event(flood);
+    let dropped = e["sensor"]["hook_dropped"].as_u64().unwrap();
+    assert!(
+        dropped > 0 && shipped > 1000,
+        "{shipped} shipped, {dropped} dropped"
+    );
+    // Every event is either shipped with the flooding invocation's request
+    // id or counted.
+    assert_eq!(shipped + dropped, 20000, "{e}");
+}
+
+#[test]
+fn node_an_es_module_handler_is_seen_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("report.txt");
+    let plan: Vec<Value> = (0..3)
+        .map(
+            |i| json!({"label": format!("e{i}"), "invoke": {"tmp": tmp.to_str().unwrap(), "n": i}}),
+        )
+        .collect();
+    let run = standin_node(dir.path(), "reports", "node_esm.handler", 10.0, &plan);
+    let invs = run.invocations();
+    assert_eq!(invs.len(), 3, "{:?}", run.results);
+    for (i, r) in invs.iter().enumerate() {
+        assert_eq!(r["status"], "success", "{r}");
+        let rid = r["request_id"].as_str().unwrap();
+        assert_eq!(r["response"]["request_id"], rid);
+        let e = run.invocation_event(rid);
+        assert_eq!(e["event_bytes"].as_u64(), Some(event_len(&plan[i])), "{e}");
+        assert!(
+            run.events_of("file", rid)
+                .iter()
+                .any(|f| f["path"] == tmp.to_str().unwrap()),
+            "{:?}",
+            run.events
+        );
+        assert!(
+            run.events_of("process", rid)
+                .iter()
+                .any(|p| p["exe"].as_str().is_some_and(|x| x.ends_with("/true"))),
+            "{:?}",
+            run.events
+        );
+    }
+}
+
+/// The bytes of the event the stand-in delivers (Python's `json.dumps`).
+fn event_len(step: &Value) -> u64 {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import json,sys; print(len(json.dumps(json.loads(sys.argv[1])).encode()))",
+        ])
+        .arg(step["invoke"].to_string())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }

@@ -10,7 +10,12 @@ same run, and prints:
 - the extension's time from start to registered, and its RSS at the end;
 - the events it shipped.
 
+With --node-ric (the entry point `bash infra/local/lambda/node-ric.sh path`
+prints), the same is measured for Node.js (tests/e2e/sensor_handlers/
+node_app.js `busy` and `flood`, under AWS's Node.js runtime client).
+
 Usage: bench_sensor.py --extension target/release/fnwatch-sensor [--n 300]
+                       [--node-ric .../aws-lambda-ric/bin/index.mjs]
 """
 
 import argparse
@@ -46,15 +51,17 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
-def run(work, n, port, extension, handler="busy", plan=None):
+def run(work, n, port, extension, handler="busy", plan=None, node_ric=None):
     os.makedirs(work, exist_ok=True)
     plan = plan or [{"label": "b", "invoke": {"port": port, "tmp": os.path.join(work, "f")}} for _ in range(n)]
     with open(os.path.join(work, "plan.json"), "w") as f:
         json.dump(plan, f)
     cmd = [sys.executable, os.path.join(HERE, "standin.py"), "--plan", os.path.join(work, "plan.json"),
            "--results", os.path.join(work, "results.jsonl"), "--task-dir",
-           os.path.join(ROOT, "tests/e2e/sensor_handlers"), "--handler", "app." + handler, "--timeout", "10",
+           os.path.join(ROOT, "tests/e2e/sensor_handlers"), "--handler", ("node_app." if node_ric else "app.") + handler, "--timeout", "10",
            "--work", work, "--function", "bench"]
+    if node_ric:
+        cmd += ["--node-ric", node_ric]
     if extension:
         cmd += ["--extension", extension, "--wrapper", os.path.join(ROOT, "sensor/hooks/fnwatch-wrapper")]
     subprocess.run(cmd, check=True)
@@ -67,15 +74,24 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--extension", required=True)
     p.add_argument("--n", type=int, default=300)
+    p.add_argument("--node-ric", help="also measure Node.js, with AWS's Node.js runtime client at this entry point")
     a = p.parse_args()
     port = server()
+    print("== Python (awslambdaric)")
+    measure(a, port, None)
+    if a.node_ric:
+        print("== Node.js (aws-lambda-ric)")
+        measure(a, port, os.path.abspath(a.node_ric))
+
+
+def measure(a, port, node_ric):
     with tempfile.TemporaryDirectory() as d:
-        _, base = run(os.path.join(d, "base"), a.n, port, None)
-        rows, sens = run(os.path.join(d, "sensor"), a.n, port, os.path.abspath(a.extension))
+        _, base = run(os.path.join(d, "base"), a.n, port, None, node_ric=node_ric)
+        rows, sens = run(os.path.join(d, "sensor"), a.n, port, os.path.abspath(a.extension), node_ric=node_ric)
         events = sum(1 for _ in open(os.path.join(d, "sensor", "extension-stdout.log")))
         # Throughput: 3 invocations each sending 20,000 events as fast as the hook can.
         frows, _ = run(os.path.join(d, "flood"), 3, port, os.path.abspath(a.extension), "flood",
-                       [{"label": "f", "invoke": {"n": 20000}} for _ in range(3)])
+                       [{"label": "f", "invoke": {"n": 20000}} for _ in range(3)], node_ric=node_ric)
         flines = [json.loads(l) for l in open(os.path.join(d, "flood", "extension-stdout.log"))]
     reg = [r["extension_registered_ms"] for r in rows if "extension_registered_ms" in r]
     rss = [r for r in rows if "extension_rss_kb" in r]

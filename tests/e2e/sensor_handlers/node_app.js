@@ -46,3 +46,32 @@ exports.thumbnail = (event, context, callback) => {
     callback(null, { rc: err ? err.code || 1 : 0 });
   });
 };
+
+// The benchmark's handler: 5 lookups, 2 connections, 1 process, 10 file opens.
+exports.busy = async (event) => {
+  const dns = require('dns').promises;
+  const net = require('net');
+  for (let i = 0; i < 5; i++) await dns.lookup('localhost', { family: 4 });
+  for (let i = 0; i < 2; i++) {
+    await new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: event.port }, () => {
+        s.destroy();
+        resolve();
+      });
+      s.on('error', reject);
+    });
+  }
+  require('child_process').spawnSync('true');
+  for (let i = 0; i < 10; i++) fs.writeFileSync(event.tmp + '-' + i, 'x');
+  return {};
+};
+
+// The benchmark's flood: `n` DNS events through the hook, as fast as it sends.
+exports.flood = async (event) => {
+  const hook = global[Symbol.for('fnwatch.hook')];
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < event.n; i++) {
+    hook.event('dns', { query: 'q' + i + '.flood.example', qtype: 'A', rcode: 'NOERROR' });
+  }
+  return { sent: event.n, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+};
