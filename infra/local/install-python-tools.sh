@@ -17,6 +17,10 @@
 #                    `s3://` lake tests (an HTTP server speaking the S3 API,
 #                    with conditional writes: If-None-Match on PUT and on
 #                    CompleteMultipartUpload)
+#   awslambdaric     AWS's Lambda runtime interface client for Python: the
+#                    real runtime of the sensor tests (tests/e2e/sensor.rs,
+#                    under infra/local/lambda/standin.py); a binary wheel,
+#                    no compiler needed
 #
 # Usage: bash infra/local/install-python-tools.sh
 # Environment: PYTHON (default python3) picks the interpreter.
@@ -40,6 +44,7 @@ PACKAGES=(
     "jsonschema|jsonschema>=4.18,<5"
     "boto3|boto3"
     "moto.server|moto[server]>=5.1,<6"
+    "awslambdaric.bootstrap|awslambdaric>=3,<5"
 )
 
 missing=()

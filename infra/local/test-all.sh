@@ -9,6 +9,9 @@ cd "$(dirname "$0")/../.."
 
 echo "== tools"
 bash infra/local/install-python-tools.sh
+# AWS's Node.js runtime client for the sensor tests (tests/e2e/sensor.rs),
+# built with npm outside the repository.
+bash infra/local/lambda/node-ric.sh install
 # The real receivers the output tests start (rsyslog from Debian's packages;
 # the HTTPS endpoint is Python's standard library and openssl).
 bash infra/local/syslog/rsyslog.sh install

@@ -8,6 +8,7 @@ mod ingest;
 mod ingest_kinesis;
 mod inventory;
 mod report;
+mod sensor;
 mod server;
 mod simulate;
 mod sql;
@@ -70,6 +71,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Serve the lake over the PostgreSQL wire protocol (psql, JDBC, Grafana), read-only.
     Server(server::ServerArgs),
+    /// The in-function sensor: `package` builds its Lambda layer.
+    Sensor(sensor::SensorArgs),
 }
 
 impl Command {
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Alerts(a) => alerts::run(a).await,
             Command::Report(a) => report::run(a).await,
             Command::Server(a) => server::run(a).await,
+            Command::Sensor(a) => sensor::run(a).await,
         }
     })
 }

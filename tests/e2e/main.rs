@@ -17,5 +17,6 @@ mod receivers;
 mod reports;
 mod s3;
 mod s3_harness;
+mod sensor;
 mod server;
 mod shapes;

@@ -1,0 +1,77 @@
+// Handlers run by tests/e2e/sensor.rs in AWS's Node.js runtime client
+// (aws-lambda-ric) under the Lambda stand-in (infra/local/lambda/standin.py
+// --node-ric), with the fnwatch-sensor extension and its Node.js hook loaded.
+'use strict';
+const fs = require('fs');
+const http = require('http');
+const { exec } = require('child_process');
+
+function cpuMs() {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+function burn(ms) {
+  const end = cpuMs() + ms;
+  let x = 0;
+  while (cpuMs() < end) x++;
+  return x;
+}
+
+function get(url) {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { timeout: 5000 }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      })
+      .on('error', reject);
+  });
+}
+
+// An HTTP call to a local server, a file in /tmp, some CPU; says how much CPU
+// it used, as the process sees it.
+exports.benign = async (event, context) => {
+  const c0 = cpuMs();
+  if (event.url) await get(event.url);
+  fs.writeFileSync(event.tmp, JSON.stringify(event));
+  fs.readFileSync(event.tmp);
+  burn(event.burn_ms || 0);
+  return { cpu_ms: cpuMs() - c0, request_id: context.awsRequestId };
+};
+
+// A command-injection bug: the file name goes into a shell command.
+exports.thumbnail = (event, context, callback) => {
+  exec('echo making a thumbnail of ' + event.file + ' > /dev/null', { timeout: 20000 }, (err) => {
+    callback(null, { rc: err ? err.code || 1 : 0 });
+  });
+};
+
+// The benchmark's handler: 5 lookups, 2 connections, 1 process, 10 file opens.
+exports.busy = async (event) => {
+  const dns = require('dns').promises;
+  const net = require('net');
+  for (let i = 0; i < 5; i++) await dns.lookup('localhost', { family: 4 });
+  for (let i = 0; i < 2; i++) {
+    await new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: event.port }, () => {
+        s.destroy();
+        resolve();
+      });
+      s.on('error', reject);
+    });
+  }
+  require('child_process').spawnSync('true');
+  for (let i = 0; i < 10; i++) fs.writeFileSync(event.tmp + '-' + i, 'x');
+  return {};
+};
+
+// The benchmark's flood: `n` DNS events through the hook, as fast as it sends.
+exports.flood = async (event) => {
+  const hook = global[Symbol.for('fnwatch.hook')];
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < event.n; i++) {
+    hook.event('dns', { query: 'q' + i + '.flood.example', qtype: 'A', rcode: 'NOERROR' });
+  }
+  return { sent: event.n, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+};
