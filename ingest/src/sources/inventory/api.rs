@@ -138,18 +138,35 @@ pub async fn load_config(endpoint: &AwsEndpoint) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// Classifies an SDK error by its AWS error code.
-fn classify<E, R>(e: aws_sdk_lambda::error::SdkError<E, R>) -> CallError
+/// Classifies an SDK error by its AWS error code. An answer that carries no
+/// code (a proxy's or an emulator's page) is shown by its HTTP status and
+/// the start of its body, not as the SDK's whole error structure.
+fn classify<E>(
+    e: aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+) -> CallError
 where
     E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_lambda::error::ProvideErrorMetadata;
     let code = e.code().map(str::to_string);
     let message = match (e.code(), e.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
-        _ => aws_sdk_lambda::error::DisplayErrorContext(&e).to_string(),
+        _ => match e.raw_response() {
+            Some(r) => {
+                let body = r
+                    .body()
+                    .bytes()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                format!(
+                    "HTTP {} with an answer the SDK could not read: {}",
+                    r.status().as_u16(),
+                    crate::decode::truncate(body.trim(), 300)
+                )
+            }
+            None => aws_sdk_lambda::error::DisplayErrorContext(&e).to_string(),
+        },
     };
     match code.as_deref() {
         Some(c)
