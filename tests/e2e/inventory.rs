@@ -268,7 +268,7 @@ fn inventory_writes_what_boto3_created_once_per_function_per_run() {
         .filter(|r| r["function"] == "audit-job")
         .collect();
     assert_eq!(strings(&field(audit[1], "layers")), Vec::<String>::new());
-    assert_eq!(strings(&field(audit[2], "layers")), vec![layer]);
+    assert_eq!(strings(&field(audit[2], "layers")), vec![layer.clone()]);
     let orders: Vec<&Map<String, Value>> = rows
         .iter()
         .filter(|r| r["function"] == "orders-api")
@@ -277,6 +277,54 @@ fn inventory_writes_what_boto3_created_once_per_function_per_run() {
         field(orders[0], "statements"),
         field(orders[2], "statements")
     );
+
+    // Trained on the first two runs, detect over the third: the added
+    // layer (no new code) is configuration drift, on that function only.
+    let mut runs: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["time"].as_str().map(str::to_string))
+        .collect();
+    runs.sort();
+    runs.dedup();
+    crate::common::fnwatch(&[
+        "train",
+        "--lake",
+        lake,
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        &runs[2],
+    ])
+    .ok();
+    let alerts_file = std::path::Path::new(lake).with_extension("alerts.jsonl");
+    crate::common::fnwatch(&[
+        "detect",
+        "--lake",
+        lake,
+        "--from",
+        &runs[2],
+        "--to",
+        "2100-01-01T00:00:00Z",
+        "--format",
+        "jsonl",
+        "--min-severity",
+        "low",
+        "--output",
+        alerts_file.to_str().unwrap(),
+    ])
+    .ok();
+    let alerts: Vec<Value> = std::fs::read_to_string(&alerts_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let drift: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "config_drift")
+        .collect();
+    assert_eq!(drift.len(), 1, "{alerts:#?}");
+    assert_eq!(drift[0]["function"], "audit-job");
+    assert_eq!(drift[0]["evidence"]["added_layers"], json!([layer]));
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {

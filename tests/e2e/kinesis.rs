@@ -620,7 +620,15 @@ fn cloudtrail_from_a_trails_log_group_and_eventbridge_lands_once_per_event_id() 
         "subscriptionFilters": ["fnwatch"],
         "logEvents": [
             {"id": "1", "timestamp": 1_795_428_000_000i64, "message": rec("ev-1", "3.91.1.2").to_string()},
-            {"id": "2", "timestamp": 1_795_428_000_000i64, "message": rec("ev-2", "3.91.1.3").to_string()}
+            {"id": "2", "timestamp": 1_795_428_000_000i64, "message": rec("ev-2", "3.91.1.3").to_string()},
+            // A user's console sign-in: another identity, skipped and counted.
+            {"id": "3", "timestamp": 1_795_428_000_000i64, "message": serde_json::json!({
+                "eventVersion": "1.08",
+                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice", "accountId": "123456789012", "userName": "alice"},
+                "eventTime": "2026-11-23T10:00:00Z", "eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
+                "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.5", "eventID": "ev-3",
+                "eventType": "AwsConsoleSignIn", "recipientAccountId": "123456789012"
+            }).to_string()}
         ]
     });
     let eb = serde_json::json!({
@@ -644,6 +652,15 @@ fn cloudtrail_from_a_trails_log_group_and_eventbridge_lands_once_per_event_id() 
     wait_until("every record", Duration::from_secs(60), || {
         events(&lake) >= 4
     });
+    wait_until(
+        "the skipped record counted",
+        Duration::from_secs(30),
+        || w.metric_sum("fnwatch_kinesis_skipped_cloudtrail_total") >= 1.0,
+    );
+    assert_eq!(
+        w.metric_sum("fnwatch_kinesis_skipped_cloudtrail_total"),
+        1.0
+    );
     let (code, _) = w.term();
     assert_eq!(code, 0, "{}", w.log());
     assert_eq!(

@@ -309,3 +309,36 @@ fn cloudtrail_log_files_may_be_larger_than_one_record() {
         sink.dead[0].reason
     );
 }
+
+#[test]
+fn a_log_file_over_the_size_limit_is_one_dead_letter_and_the_next_file_decodes() {
+    // The limit scaled down (64 MiB by default) so that the test stays small:
+    // a file of 4,000 records (about 1.3 MB) against a 256 KiB limit.
+    let mut state = DecodeState::default();
+    state.limits.max_decompressed_bytes = 256 * 1024;
+    let big: Vec<&str> = std::iter::repeat_n(PUT_ITEM, 4000).collect();
+    let mut sink = VecSink::default();
+    decode_record(
+        &gzip(log_file(&big).as_bytes()),
+        &pos(),
+        &mut state,
+        &mut sink,
+    );
+    assert!(sink.events.is_empty());
+    assert_eq!(sink.dead.len(), 1, "{:?}", sink.dead);
+    assert!(
+        sink.dead[0].reason.contains("262144"),
+        "the reason names the limit: {}",
+        sink.dead[0].reason
+    );
+    assert!(sink.dead[0].raw.len() <= crate::event::MAX_DEAD_LETTER_RAW);
+    // The same decoder goes on with the next file.
+    let mut sink = VecSink::default();
+    decode_record(
+        &gzip(log_file(&[PUT_ITEM, GET_OBJECT]).as_bytes()),
+        &pos(),
+        &mut state,
+        &mut sink,
+    );
+    assert_eq!(sink.events.len(), 2, "{:?}", sink.dead);
+}

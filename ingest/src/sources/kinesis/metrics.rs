@@ -40,6 +40,9 @@ pub struct WorkerMetrics {
     pub get_records_errors: Family<ShardLabel, Counter>,
     pub events: Counter,
     pub dead_letters: Counter,
+    /// CloudTrail records of identities that are not functions (users,
+    /// services, other role sessions), skipped rather than dead-lettered.
+    pub skipped_cloudtrail: Counter,
     pub commits: Counter,
     pub commit_conflicts: Counter,
     pub flush_seconds: Histogram,
@@ -62,6 +65,7 @@ impl WorkerMetrics {
             get_records_errors: Family::default(),
             events: Counter::default(),
             dead_letters: Counter::default(),
+            skipped_cloudtrail: Counter::default(),
             commits: Counter::default(),
             commit_conflicts: Counter::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
@@ -101,6 +105,11 @@ impl WorkerMetrics {
             "dead_letters",
             "Records or parts of records dead-lettered",
             m.dead_letters.clone(),
+        );
+        registry.register(
+            "skipped_cloudtrail",
+            "CloudTrail records of other identities than functions, skipped",
+            m.skipped_cloudtrail.clone(),
         );
         registry.register("commits", "Lake commits", m.commits.clone());
         registry.register(

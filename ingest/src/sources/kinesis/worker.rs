@@ -888,6 +888,9 @@ impl<C: KinesisApi> Worker<C> {
         self.metrics.events.inc_by(flush.counts.total_events());
         self.metrics.dead_letters.inc_by(flush.counts.dead_letters);
         self.metrics
+            .skipped_cloudtrail
+            .inc_by(flush.counts.skipped_cloudtrail);
+        self.metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());
         let mut finished = 0;
