@@ -970,22 +970,33 @@ fn node_a_flood_is_counted_never_waited_for_nor_lost() {
     let dir = tempfile::tempdir().unwrap();
     // 20,000 events in one synchronous loop: Node's queue for the socket
     // fills (the loop never yields), so the hook must drop and count. One
-    // invocation only: the count has to come with it, not with a next one.
+    // invocation only: the count has to be sent at its end, not with a next
+    // one's first message.
     let plan = vec![json!({"label": "flood", "invoke": {"n": 20000}})];
     let run = standin_node(dir.path(), "flooder", "flood", 10.0, &plan);
     let invs = run.invocations();
     assert_eq!(invs[0]["status"], "success", "{invs:?}");
     let flood = invs[0]["request_id"].as_str().unwrap();
     let shipped = run.events_of("dns", flood).len() as u64;
-    let e = run.invocation_event(flood);
-    let dropped = e["sensor"]["hook_dropped"].as_u64().unwrap();
+    // The count travels behind the queued messages, so it can reach the
+    // extension after the invocation's own event was made: the shutdown
+    // stats have everything.
+    let stats: Value = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("stats at shutdown"))
+        .filter_map(|l| l.split("stats=").nth(1))
+        .filter_map(|t| t.split(" flushed=").next())
+        .find_map(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("no stats at shutdown:\n{}", run.stderr));
+    let dropped = stats["hook_dropped"].as_u64().unwrap();
     assert!(
         dropped > 0 && shipped > 1000,
         "{shipped} shipped, {dropped} dropped"
     );
     // Every event is either shipped with the flooding invocation's request
     // id or counted.
-    assert_eq!(shipped + dropped, 20000, "{e}");
+    assert_eq!(shipped + dropped, 20000, "{stats}");
 }
 
 #[test]

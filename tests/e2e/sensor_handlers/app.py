@@ -101,6 +101,7 @@ def busy(event, context):
     """The benchmark's handler: 5 lookups, 2 connections, 1 process, 10 file opens."""
     import socket
 
+    t0 = time.perf_counter()
     for _ in range(5):
         socket.getaddrinfo("localhost", event["port"], socket.AF_INET, socket.SOCK_STREAM)
     for _ in range(2):
@@ -110,7 +111,9 @@ def busy(event, context):
     for i in range(10):
         with open("%s-%d" % (event["tmp"], i), "w") as f:
             f.write("x")
-    return {}
+    # The handler's own time, as the runtime sees it (the benchmark's
+    # measure of what the hook adds, without the stand-in's HTTP).
+    return {"ms": (time.perf_counter() - t0) * 1000.0}
 
 
 def flood(event, context):

@@ -51,6 +51,7 @@ exports.thumbnail = (event, context, callback) => {
 exports.busy = async (event) => {
   const dns = require('dns').promises;
   const net = require('net');
+  const t0 = process.hrtime.bigint();
   for (let i = 0; i < 5; i++) await dns.lookup('localhost', { family: 4 });
   for (let i = 0; i < 2; i++) {
     await new Promise((resolve, reject) => {
@@ -63,7 +64,8 @@ exports.busy = async (event) => {
   }
   require('child_process').spawnSync('true');
   for (let i = 0; i < 10; i++) fs.writeFileSync(event.tmp + '-' + i, 'x');
-  return {};
+  // The handler's own time (the benchmark's measure of what the hook adds).
+  return { ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 };
 
 // The benchmark's flood: `n` DNS events through the hook, as fast as it sends.
