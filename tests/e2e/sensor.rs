@@ -1046,3 +1046,34 @@ fn event_len(step: &Value) -> u64 {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
+
+#[test]
+fn node_garbage_on_the_stream_socket_is_counted_and_the_extension_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = vec![
+        json!({"label": "garbage", "invoke": {"garbage": true}}),
+        json!({"label": "after", "invoke": {}}),
+    ];
+    let run = standin_node(dir.path(), "garbage-node", "garbage", 10.0, &plan);
+    let invs = run.invocations();
+    assert!(invs.iter().all(|r| r["status"] == "success"), "{invs:?}");
+    let last = run.invocation_event(invs[1]["request_id"].as_str().unwrap());
+    let s = &last["sensor"];
+    let by = s["rejected_by_reason"].as_object().unwrap();
+    let n = |k: &str| by.get(k).and_then(Value::as_u64).unwrap_or(0);
+    // 50 bad lines, one 200 kB line, and the connections beyond the 64 the
+    // extension serves at once (the runtime's own hook holds one).
+    assert_eq!(
+        n("not_json") + n("not_object") + n("unknown_type") + n("bad_field"),
+        50,
+        "{s}"
+    );
+    for reason in ["not_json", "not_object", "unknown_type", "bad_field"] {
+        assert!(n(reason) > 0, "{reason}: {s}");
+    }
+    assert_eq!(n("oversized"), 1, "{s}");
+    assert!(n("too_many_connections") >= 6, "{s}");
+    // The extension went on: the next invocation is reported in full.
+    assert_eq!(last["status"], "success");
+    assert!(run.stderr.contains("stats at shutdown"), "{}", run.stderr);
+}

@@ -77,3 +77,38 @@ exports.flood = async (event) => {
   }
   return { sent: event.n, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 };
+
+// Starts a process that writes garbage to the sensor's stream socket (when
+// the event asks; else it only answers): bad lines, an endless line, more
+// connections than the extension serves. Says how many lines it sent.
+exports.garbage = async (event) => {
+  if (!event.garbage) return { ok: true };
+  const code = `
+    const net = require('net');
+    const path = process.env.FNWATCH_SENSOR_SOCKET + '.stream';
+    const lines = ['{"type":', '[1,2,3]', '"just a string"', '{"type":"gpu_usage"}',
+      '{"type":"dns","query":12}', '{"type":"network","remote_ip":"1.2.3.4","remote_port":99999}'];
+    const held = [];
+    const c = net.connect(path, () => {
+      let body = '';
+      for (let i = 0; i < 50; i++) body += lines[i % lines.length] + '\\n';
+      body += Buffer.alloc(200000, 'x').toString() + '\\n';
+      c.end(body, () => {
+        let open = 0;
+        for (let i = 0; i < 70; i++) {
+          const h = net.connect(path, () => { if (++open === 70) setTimeout(() => process.exit(0), 300); });
+          h.on('error', () => { if (++open === 70) setTimeout(() => process.exit(0), 300); });
+          held.push(h);
+        }
+      });
+    });
+    c.on('error', (e) => { console.error(e); process.exit(1); });
+  `;
+  const { execFileSync } = require('child_process');
+  // The child is not the runtime: no preload, a plain node.
+  execFileSync(process.execPath, ['-e', code], {
+    env: { ...process.env, NODE_OPTIONS: '' },
+    timeout: 20000,
+  });
+  return { sent: 50, oversized: 1, connections: 70 };
+};
