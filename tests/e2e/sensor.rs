@@ -1008,10 +1008,18 @@ fn node_an_es_module_handler_is_seen_the_same() {
             |i| json!({"label": format!("e{i}"), "invoke": {"tmp": tmp.to_str().unwrap(), "n": i}}),
         )
         .collect();
-    let run = standin_node(dir.path(), "reports", "node_esm.handler", 10.0, &plan);
+    let mut with_error = plan.clone();
+    // A handler that rejects (no file name): the runtime posts an error
+    // through the hooked client, and the invocation is reported as one.
+    with_error.push(json!({"label": "bad", "invoke": {}}));
+    let run = standin_node(dir.path(), "reports", "node_esm.handler", 10.0, &with_error);
     let invs = run.invocations();
-    assert_eq!(invs.len(), 3, "{:?}", run.results);
-    for (i, r) in invs.iter().enumerate() {
+    assert_eq!(invs.len(), 4, "{:?}", run.results);
+    let bad = invs[3]["request_id"].as_str().unwrap();
+    assert_eq!(invs[3]["status"], "error", "{}", invs[3]);
+    assert_eq!(run.invocation_event(bad)["status"], "error");
+    assert_eq!(run.invocation_event(bad)["event"], "{}");
+    for (i, r) in invs[..3].iter().enumerate() {
         assert_eq!(r["status"], "success", "{r}");
         let rid = r["request_id"].as_str().unwrap();
         assert_eq!(r["response"]["request_id"], rid);
