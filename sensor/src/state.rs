@@ -63,6 +63,8 @@ pub struct HookStats {
     pub rejected: HashMap<&'static str, u64>,
     /// Events the hooks said they could not send.
     pub hook_dropped: u64,
+    /// `hello`s from processes that are not the runtime (ignored).
+    pub false_hellos: u64,
     pub telemetry_bad: u64,
     pub invocations: u64,
 }
@@ -71,6 +73,9 @@ pub struct HookStats {
 pub struct State {
     ident: Identity,
     proc_: Proc,
+    /// The process that started the extension and the runtime: the
+    /// sandbox's init (`/var/rapid/init` in Lambda).
+    init_pid: Option<u32>,
     runtime_pid: Option<u32>,
     queue: Arc<Queue>,
     open: VecDeque<Inv>,
@@ -120,6 +125,7 @@ impl State {
         State {
             ident,
             proc_,
+            init_pid: None,
             runtime_pid: None,
             queue,
             open: VecDeque::new(),
@@ -131,6 +137,35 @@ impl State {
             seen_invoke: false,
             stats: HookStats::default(),
             done_tx,
+        }
+    }
+
+    /// Names the sandbox's init (the extension's own parent): only one of
+    /// its children can be the runtime.
+    pub fn with_init_pid(mut self, pid: u32) -> State {
+        self.init_pid = Some(pid);
+        self
+    }
+
+    /// Whether a `hello` claiming `pid` is the runtime's. The claim is
+    /// untrusted (any process in the sandbox can write to the socket, and
+    /// every hooked child process runs the hook), so it is believed only when
+    /// no live runtime is known yet (a process cannot take over a runtime
+    /// that is still there: the runtime's own hook speaks first, at start)
+    /// and `pid` is a child of the sandbox's init, as the runtime is (the
+    /// wrapper and AWS's bootstraps `exec` it), never a process the function
+    /// started.
+    fn is_runtime_claim(&self, pid: u32) -> bool {
+        if self.runtime_pid == Some(pid) {
+            return true;
+        }
+        if self.runtime_pid.is_some_and(|p| self.proc_.alive(p)) {
+            return false;
+        }
+        match (self.init_pid, self.proc_.ppid(pid)) {
+            (Some(init), Some(parent)) => parent == init,
+            // No /proc to ask (then there is no CPU figure either).
+            _ => true,
         }
     }
 
@@ -277,8 +312,13 @@ impl State {
     fn on_message(&mut self, m: Message, now_ms: i64) {
         match m {
             Message::Hello { pid, runtime } => {
-                tracing::info!(pid, runtime = %runtime, "a runtime hook started");
+                if !self.is_runtime_claim(pid) {
+                    self.stats.false_hellos += 1;
+                    tracing::warn!(pid, runtime = %runtime, known = ?self.runtime_pid, "a process that is not the runtime said it was; ignored");
+                    return;
+                }
                 if self.runtime_pid != Some(pid) {
+                    tracing::info!(pid, runtime = %runtime, "the runtime's hook started");
                     self.runtime_pid = Some(pid);
                     self.cpu_rest = None;
                     // A runtime that announced itself late: its CPU counts from now.
@@ -509,6 +549,7 @@ impl State {
             "rejected_messages": rejected,
             "rejected_by_reason": self.stats.rejected,
             "hook_dropped": self.stats.hook_dropped,
+            "false_hellos": self.stats.false_hellos,
             "buffer_dropped": c.overflow.load(Ordering::Relaxed),
             "ship_failed": c.failed.load(Ordering::Relaxed),
             "shipped": c.shipped.load(Ordering::Relaxed),
@@ -656,6 +697,55 @@ mod tests {
             .find(|e| e["type"] == "invocation" && e["request_id"] == "r2")
             .unwrap();
         assert_eq!(r2["trigger"], "sqs");
+    }
+
+    /// A `/proc` with the given (pid, parent, state) processes.
+    fn fake_proc(procs: &[(u32, u32, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (pid, ppid, st) in procs {
+            let p = d.path().join(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            let stat = format!("{pid} (python3) {st} {ppid} 0 0 0 0 0 0 0 0 0 7 3 0 0 20 0 1 0");
+            std::fs::write(p.join("stat"), stat).unwrap();
+        }
+        d
+    }
+
+    fn hello(s: &mut State, pid: u32) {
+        let line = format!(r#"{{"type":"hello","pid":{pid},"runtime":"python3.12"}}"#);
+        s.on_lines(vec![parse_line(line.as_bytes(), 100)], 0);
+    }
+
+    #[test]
+    fn only_the_runtime_can_say_it_is_the_runtime() {
+        // 1 is the sandbox's init, 200 the runtime, 300 a process the
+        // function started, 400 another child of init (an extension).
+        let d = fake_proc(&[(200, 1, "S"), (300, 200, "S"), (400, 1, "S")]);
+        let q = Queue::new(100);
+        let mut s = State::new(Identity::default(), Proc::at(d.path()), q).with_init_pid(1);
+        hello(&mut s, 300);
+        assert_eq!(s.runtime_pid(), None, "a child of the runtime is not it");
+        hello(&mut s, 200);
+        assert_eq!(s.runtime_pid(), Some(200));
+        hello(&mut s, 300);
+        hello(&mut s, 400);
+        assert_eq!(
+            s.runtime_pid(),
+            Some(200),
+            "a live runtime is never replaced"
+        );
+        assert_eq!(s.counters()["false_hellos"], 3);
+        // The runtime dies (a crash, a reset): the next child of init that
+        // starts the hook is the runtime.
+        std::fs::write(
+            d.path().join("200/stat"),
+            "200 (python3) Z 1 0 0 0 0 0 0 0 0 0 7 3 0 0 20 0 1 0",
+        )
+        .unwrap();
+        hello(&mut s, 300);
+        assert_eq!(s.runtime_pid(), Some(200));
+        hello(&mut s, 400);
+        assert_eq!(s.runtime_pid(), Some(400));
     }
 
     #[test]

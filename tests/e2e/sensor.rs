@@ -338,6 +338,69 @@ fn benign_invocations_arrive_with_their_request_ids_and_cpu() {
 }
 
 #[test]
+fn a_python_child_reports_its_events_but_is_never_taken_for_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("child.txt");
+    // Children that burn more CPU than their parent; every other one also
+    // claims on the sensor's socket to be the runtime.
+    let plan: Vec<Value> = (0..6)
+        .map(|i| {
+            json!({"label": format!("s{i}"), "invoke": {
+                "tmp": tmp.to_str().unwrap(),
+                "child": i % 3 != 2,
+                "forge": i % 3 == 1,
+                "child_burn_ms": 60,
+                "burn_ms": 20,
+            }})
+        })
+        .collect();
+    let run = standin(dir.path(), "report-builder", "spawner", 10.0, &plan);
+    let invs = run.invocations();
+    assert_eq!(invs.len(), 6, "{:?}", run.results);
+    for (i, r) in invs.iter().enumerate() {
+        assert_eq!(r["status"], "success", "{r}");
+        let rid = r["request_id"].as_str().unwrap();
+        let e = run.invocation_event(rid);
+        let measured = r["response"]["cpu_ms"].as_f64().unwrap();
+        let cpu = e["cpu_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("invocation {i}: no cpu_ms (the runtime was lost): {e}"));
+        // A child's CPU comes in clock ticks once it is reaped.
+        assert!(
+            (cpu - measured).abs() <= 25.0,
+            "invocation {i}: the sensor says {cpu} ms of CPU, the handler and its child used {measured} ms"
+        );
+        if i % 3 != 2 {
+            // The child's own events, stamped with the invocation that started it.
+            assert!(
+                run.events_of("dns", rid)
+                    .iter()
+                    .any(|d| d["query"] == "localhost"),
+                "invocation {i}: {:?}",
+                run.events_of("dns", rid)
+            );
+            assert!(
+                run.events_of("file", rid)
+                    .iter()
+                    .any(|f| f["path"] == tmp.to_str().unwrap() && f["op"] != "read"),
+                "invocation {i}: {:?}",
+                run.events_of("file", rid)
+            );
+            assert!(
+                run.events_of("process", rid)
+                    .iter()
+                    .any(|p| p["exe"].as_str().unwrap_or("").contains("python")),
+                "invocation {i}"
+            );
+        }
+    }
+    // Only the two forged claims were false: the hooked children never
+    // said they were the runtime.
+    let last = run.invocation_event(invs[5]["request_id"].as_str().unwrap());
+    assert_eq!(last["sensor"]["false_hellos"], 2, "{last}");
+}
+
+#[test]
 fn garbage_on_the_socket_is_counted_and_the_extension_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let plan = vec![
@@ -923,7 +986,7 @@ fn node_command_injection_is_flagged_by_detect() {
     let pids: HashSet<&str> = run
         .stderr
         .lines()
-        .filter(|l| l.contains("a runtime hook started"))
+        .filter(|l| l.contains("the runtime's hook started"))
         .filter_map(|l| l.split("pid=").nth(1))
         .filter_map(|t| t.split_whitespace().next())
         .collect();

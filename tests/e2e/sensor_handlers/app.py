@@ -87,6 +87,43 @@ print(sent)
     return {"sent": int(out.stdout.strip() or 0)}
 
 
+def spawner(event, context):
+    """Starts a Python child (which the hook follows): it looks a name up,
+    writes a file, burns CPU and, when asked, tells the sensor's socket it
+    is the runtime. Says how much CPU the handler and its child used."""
+    import resource
+
+    c0 = time.process_time()
+    k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if event.get("child"):
+        code = r"""
+import json, os, socket, sys, time
+socket.getaddrinfo("localhost", 80, socket.AF_INET, socket.SOCK_STREAM)
+with open(sys.argv[1], "w") as f:
+    f.write("from the child")
+end = time.process_time() + float(sys.argv[2]) / 1000.0
+while time.process_time() < end:
+    pass
+if sys.argv[3] == "1":
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(json.dumps({"type": "hello", "pid": os.getpid(), "runtime": "python"}).encode(),
+             os.environ["FNWATCH_SENSOR_SOCKET"])
+"""
+        subprocess.run(
+            [sys.executable, "-c", code, event["tmp"], str(event.get("child_burn_ms", 0)),
+             "1" if event.get("forge") else "0"],
+            check=True,
+            timeout=20,
+        )
+    _burn(event.get("burn_ms", 0))
+    k1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child = (k1.ru_utime + k1.ru_stime - k0.ru_utime - k0.ru_stime) * 1000.0
+    return {
+        "cpu_ms": (time.process_time() - c0) * 1000.0 + child,
+        "request_id": context.aws_request_id,
+    }
+
+
 def crash(event, context):
     """The runtime process dies in the middle of the handler (when the event
     asks; else it writes its file and sleeps)."""
