@@ -401,6 +401,58 @@ fn a_python_child_reports_its_events_but_is_never_taken_for_the_runtime() {
 }
 
 #[test]
+fn events_sent_after_their_invocation_closed_keep_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("late");
+    // Each late invocation's thread and child write their files 300 ms
+    // after it answered: for `a`, after its report, before the next
+    // invocation; for `c`, while `d` runs. An event belongs to the
+    // invocation current when it was sent.
+    let late = |label: &str| json!({"label": label, "invoke": {"late": true, "late_ms": 300, "tmp": tmp.to_str().unwrap()}});
+    let plain = |label: &str| json!({"label": label, "invoke": {"sleep_s": 0.01}});
+    let plan = vec![
+        late("a"),
+        json!({"sleep_ms": 600}),
+        plain("b"),
+        late("c"),
+        json!({"sleep_ms": 100}),
+        json!({"label": "d", "invoke": {"sleep_s": 0.5}}),
+        json!({"sleep_ms": 300}),
+        plain("e"),
+    ];
+    let run = standin(dir.path(), "notifier", "late", 10.0, &plan);
+    let invs = run.invocations();
+    assert_eq!(invs.len(), 5, "{:?}", run.results);
+    for r in &invs {
+        assert_eq!(r["status"], "success", "{r}");
+    }
+    let rid_of = |label: &str| {
+        invs.iter().find(|r| r["label"] == label).unwrap()["request_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (label, sent_in) in [("a", "a"), ("c", "d")] {
+        let rid = rid_of(label);
+        let want = rid_of(sent_in);
+        for who in ["thread", "child"] {
+            let path = format!("{}-{rid}-{who}", tmp.to_str().unwrap());
+            let seen: Vec<&Value> = run
+                .events
+                .iter()
+                .filter(|e| e["type"] == "file" && e["path"] == path.as_str())
+                .collect();
+            assert_eq!(seen.len(), 1, "{label} {who}: {seen:?}");
+            assert_eq!(
+                seen[0]["request_id"],
+                want.as_str(),
+                "{label}: the {who}'s late event is stamped with {sent_in}, when it was sent"
+            );
+        }
+    }
+}
+
+#[test]
 fn garbage_on_the_socket_is_counted_and_the_extension_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let plan = vec![

@@ -124,6 +124,28 @@ if sys.argv[3] == "1":
     }
 
 
+def late(event, context):
+    """Answers at once, leaving a thread and a child process (which the hook
+    follows) that open a file each after `late_ms`, when the invocation is
+    over (when the event asks; else it only sleeps)."""
+    if not event.get("late"):
+        return sleeper(event, context)
+    import threading
+
+    delay = event["late_ms"] / 1000.0
+    base = event["tmp"] + "-" + context.aws_request_id
+
+    def later():
+        time.sleep(delay)
+        with open(base + "-thread", "w") as f:
+            f.write("late")
+
+    threading.Thread(target=later, daemon=True).start()
+    code = "import sys, time; time.sleep(float(sys.argv[2])); open(sys.argv[1], 'w').write('late')"
+    subprocess.Popen([sys.executable, "-c", code, base + "-child", str(delay)])
+    return {"request_id": context.aws_request_id}
+
+
 def crash(event, context):
     """The runtime process dies in the middle of the handler (when the event
     asks; else it writes its file and sleeps)."""
