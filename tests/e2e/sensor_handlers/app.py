@@ -157,22 +157,31 @@ def crash(event, context):
 
 
 def busy(event, context):
-    """The benchmark's handler: 5 lookups, 2 connections, 1 process, 10 file opens."""
+    """The benchmark's handler: 5 lookups, 2 connections, 1 process, 10 file
+    opens, each kind timed on its own (the hook's in-process cost)."""
     import socket
 
-    t0 = time.perf_counter()
+    ns = time.perf_counter_ns
+    t0 = ns()
     for _ in range(5):
         socket.getaddrinfo("localhost", event["port"], socket.AF_INET, socket.SOCK_STREAM)
+    t1 = ns()
     for _ in range(2):
         s = socket.create_connection(("127.0.0.1", event["port"]), timeout=2)
         s.close()
+    t2 = ns()
     subprocess.run(["true"])
+    t3 = ns()
     for i in range(10):
         with open("%s-%d" % (event["tmp"], i), "w") as f:
             f.write("x")
+    t4 = ns()
     # The handler's own time, as the runtime sees it (the benchmark's
     # measure of what the hook adds, without the stand-in's HTTP).
-    return {"ms": (time.perf_counter() - t0) * 1000.0}
+    return {
+        "ms": (t4 - t0) / 1e6,
+        "ns": {"dns": t1 - t0, "connect": t2 - t1, "process": t3 - t2, "file": t4 - t3},
+    }
 
 
 def flood(event, context):
