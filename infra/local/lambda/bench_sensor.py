@@ -24,7 +24,7 @@ prints), the same is measured for Node.js (tests/e2e/sensor_handlers/
 node_app.js `busy` and `flood`, under AWS's Node.js runtime client).
 
 Usage: bench_sensor.py --extension target/release/fnwatch-sensor
-                       [--rounds 500] [--warmup 20]
+                       [--rounds 500] [--warmup 20] [--files-dir /dev/shm]
                        [--node-ric .../aws-lambda-ric/bin/index.mjs]
 """
 
@@ -92,7 +92,7 @@ def run(work, n, port, extension, handler="busy", plan=None, node_ric=None):
     return rows_of(work)
 
 
-def interleaved(d, port, extension, node_ric, rounds, warmup):
+def interleaved(d, port, extension, node_ric, rounds, warmup, files_dir=None):
     """Runs `busy` in three live sandboxes (A and A' without the sensor, S
     with it), one invocation at a time in turn, the order rotating every
     round; returns their invocation rows (warm-up left out), in step."""
@@ -103,7 +103,8 @@ def interleaved(d, port, extension, node_ric, rounds, warmup):
         os.makedirs(work, exist_ok=True)
         n = warmup + rounds
         with open(os.path.join(work, "plan.json"), "w") as f:
-            json.dump([{"label": "b", "invoke": {"port": port, "tmp": os.path.join(work, "f")}}] * n, f)
+            tmp = os.path.join(files_dir or work, name + "-f")
+            json.dump([{"label": "b", "invoke": {"port": port, "tmp": tmp}}] * n, f)
         procs[name] = subprocess.Popen(standin_cmd(work, ext, "busy", node_ric, paced=True),
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -142,6 +143,7 @@ def main():
     p.add_argument("--extension", required=True)
     p.add_argument("--rounds", type=int, default=500)
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--files-dir", help="where the handler writes its 10 files (default: the stand-in's work folder, on the temporary folder's file system)")
     p.add_argument("--node-ric", help="also measure Node.js, with AWS's Node.js runtime client at this entry point")
     a = p.parse_args()
     port = server()
@@ -165,7 +167,7 @@ def line(name, ds, unit="ms", scale=1.0):
 def measure(a, port, node_ric):
     ext = os.path.abspath(a.extension)
     with tempfile.TemporaryDirectory() as d:
-        runs = interleaved(d, port, ext, node_ric, a.rounds, a.warmup)
+        runs = interleaved(d, port, ext, node_ric, a.rounds, a.warmup, a.files_dir)
         events = sum(1 for _ in open(os.path.join(d, "S", "extension-stdout.log")))
         # Throughput: 3 invocations each sending 20,000 events as fast as the hook can.
         frows = run(os.path.join(d, "flood"), 3, port, ext, "flood",
