@@ -400,17 +400,15 @@ fn a_python_child_reports_its_events_but_is_never_taken_for_the_runtime() {
     assert_eq!(last["sensor"]["false_hellos"], 2, "{last}");
 }
 
-#[test]
-fn events_sent_after_their_invocation_closed_keep_its_request_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let tmp = dir.path().join("late");
-    // Each late invocation's thread and child write their files 300 ms
-    // after it answered: for `a`, after its report, before the next
+/// The plan of [`late_events_keep_the_invocation_they_were_sent_in`]'s runs.
+fn late_plan(tmp: &Path) -> Vec<Value> {
+    // Each late invocation's thread (or timer) and child write their files
+    // 300 ms after it answered: for `a`, after its report, before the next
     // invocation; for `c`, while `d` runs. An event belongs to the
     // invocation current when it was sent.
     let late = |label: &str| json!({"label": label, "invoke": {"late": true, "late_ms": 300, "tmp": tmp.to_str().unwrap()}});
     let plain = |label: &str| json!({"label": label, "invoke": {"sleep_s": 0.01}});
-    let plan = vec![
+    vec![
         late("a"),
         json!({"sleep_ms": 600}),
         plain("b"),
@@ -419,8 +417,10 @@ fn events_sent_after_their_invocation_closed_keep_its_request_id() {
         json!({"label": "d", "invoke": {"sleep_s": 0.5}}),
         json!({"sleep_ms": 300}),
         plain("e"),
-    ];
-    let run = standin(dir.path(), "notifier", "late", 10.0, &plan);
+    ]
+}
+
+fn late_events_keep_the_invocation_they_were_sent_in(run: &Run, tmp: &Path) {
     let invs = run.invocations();
     assert_eq!(invs.len(), 5, "{:?}", run.results);
     for r in &invs {
@@ -450,6 +450,22 @@ fn events_sent_after_their_invocation_closed_keep_its_request_id() {
             );
         }
     }
+}
+
+#[test]
+fn events_sent_after_their_invocation_closed_keep_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("late");
+    let run = standin(dir.path(), "notifier", "late", 10.0, &late_plan(&tmp));
+    late_events_keep_the_invocation_they_were_sent_in(&run, &tmp);
+}
+
+#[test]
+fn node_events_sent_after_their_invocation_closed_keep_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("late");
+    let run = standin_node(dir.path(), "notifier-node", "late", 10.0, &late_plan(&tmp));
+    late_events_keep_the_invocation_they_were_sent_in(&run, &tmp);
 }
 
 #[test]

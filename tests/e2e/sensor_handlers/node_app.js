@@ -121,3 +121,19 @@ exports.garbage = async (event) => {
   });
   return { sent: 50, oversized: 1, connections: 70 };
 };
+
+// Answers at once, leaving a timer and a child process (which the hook
+// follows) that write a file each after `late_ms`, when the invocation is
+// over (when the event asks; else it only sleeps `sleep_s`).
+exports.late = async (event, context) => {
+  if (!event.late) {
+    await new Promise((resolve) => setTimeout(resolve, (event.sleep_s || 0.01) * 1000));
+    return { request_id: context.awsRequestId };
+  }
+  const base = event.tmp + '-' + context.awsRequestId;
+  setTimeout(() => fs.writeFileSync(base + '-thread', 'late'), event.late_ms);
+  const code =
+    'setTimeout(() => require("fs").writeFileSync(' + JSON.stringify(base + '-child') + ', "late"), ' + event.late_ms + ')';
+  require('child_process').spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+  return { request_id: context.awsRequestId };
+};
