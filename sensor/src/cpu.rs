@@ -148,6 +148,11 @@ impl Proc {
             .collect()
     }
 
+    /// The parent of process `pid`, if `/proc` shows it.
+    pub fn ppid(&self, pid: u32) -> Option<u32> {
+        self.stat(pid).map(|s| s.ppid)
+    }
+
     /// Whether process `pid` exists (and is not a zombie).
     pub fn alive(&self, pid: u32) -> bool {
         fs::read_to_string(self.root.join(pid.to_string()).join("stat"))

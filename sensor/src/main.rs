@@ -99,11 +99,10 @@ async fn run(cfg: Config) -> Result<()> {
         memory_mb: cfg.memory_mb,
     };
     let queue = Queue::new(cfg.buffer_events);
-    let state = Arc::new(Mutex::new(State::new(
-        ident,
-        Proc::default(),
-        queue.clone(),
-    )));
+    let state = Arc::new(Mutex::new(
+        State::new(ident, Proc::default(), queue.clone())
+            .with_init_pid(std::os::unix::process::parent_id()),
+    ));
 
     // The hooks' socket first: the runtime starts while we subscribe.
     let st = state.clone();

@@ -18,6 +18,9 @@ use crate::telemetry::{Item, Record};
 
 /// Invocations remembered at once (older ones are finished as they are).
 const MAX_OPEN: usize = 64;
+/// Invocations a hook message may still name after they closed (a message
+/// late to the socket belongs to the invocation it was sent in).
+const MAX_RECENT: usize = 64;
 /// Hook events held until their invocation is known.
 const MAX_PRE_INVOKE: usize = 1024;
 /// How far a hook's own timestamp may be from the extension's clock before
@@ -63,6 +66,8 @@ pub struct HookStats {
     pub rejected: HashMap<&'static str, u64>,
     /// Events the hooks said they could not send.
     pub hook_dropped: u64,
+    /// `hello`s from processes that are not the runtime (ignored).
+    pub false_hellos: u64,
     pub telemetry_bad: u64,
     pub invocations: u64,
 }
@@ -71,10 +76,16 @@ pub struct HookStats {
 pub struct State {
     ident: Identity,
     proc_: Proc,
+    /// The process that started the extension and the runtime: the
+    /// sandbox's init (`/var/rapid/init` in Lambda).
+    init_pid: Option<u32>,
     runtime_pid: Option<u32>,
     queue: Arc<Queue>,
     open: VecDeque<Inv>,
     current: Option<String>,
+    /// The latest invocations, open or closed, with when each was invoked
+    /// (epoch ms), oldest first.
+    recent: VecDeque<(String, i64)>,
     /// Hook events that came before the invocation they belong to was
     /// known: during init, or racing ahead of `INVOKE` (time, fields, init).
     held: Vec<(f64, Map<String, Value>, bool)>,
@@ -120,10 +131,12 @@ impl State {
         State {
             ident,
             proc_,
+            init_pid: None,
             runtime_pid: None,
             queue,
             open: VecDeque::new(),
             current: None,
+            recent: VecDeque::new(),
             held: Vec::new(),
             early_samples: Vec::new(),
             cpu_rest: None,
@@ -131,6 +144,35 @@ impl State {
             seen_invoke: false,
             stats: HookStats::default(),
             done_tx,
+        }
+    }
+
+    /// Names the sandbox's init (the extension's own parent): only one of
+    /// its children can be the runtime.
+    pub fn with_init_pid(mut self, pid: u32) -> State {
+        self.init_pid = Some(pid);
+        self
+    }
+
+    /// Whether a `hello` claiming `pid` is the runtime's. The claim is
+    /// untrusted (any process in the sandbox can write to the socket, and
+    /// every hooked child process runs the hook), so it is believed only when
+    /// no live runtime is known yet (a process cannot take over a runtime
+    /// that is still there: the runtime's own hook speaks first, at start)
+    /// and `pid` is a child of the sandbox's init, as the runtime is (the
+    /// wrapper and AWS's bootstraps `exec` it), never a process the function
+    /// started.
+    fn is_runtime_claim(&self, pid: u32) -> bool {
+        if self.runtime_pid == Some(pid) {
+            return true;
+        }
+        if self.runtime_pid.is_some_and(|p| self.proc_.alive(p)) {
+            return false;
+        }
+        match (self.init_pid, self.proc_.ppid(pid)) {
+            (Some(init), Some(parent)) => parent == init,
+            // No /proc to ask (then there is no CPU figure either).
+            _ => true,
         }
     }
 
@@ -214,6 +256,10 @@ impl State {
             }
         }
         self.current = Some(request_id.to_string());
+        self.recent.push_back((request_id.to_string(), now_ms));
+        while self.recent.len() > MAX_RECENT {
+            self.recent.pop_front();
+        }
         // What the hooks saw during init belongs to the invocation that
         // caused the cold start; what raced ahead of this INVOKE, to it.
         for (t, mut fields, init) in std::mem::take(&mut self.held) {
@@ -249,15 +295,33 @@ impl State {
         }
     }
 
-    /// The invocation a hook message belongs to: the one it names when that
-    /// is known, else the current one; none yet (hold it) between
-    /// invocations, where a hook that names an id the extension does not know
-    /// yet is faster than INVOKE (Lambda sends the next invocation only after
+    /// The invocation a hook message belongs to: the one that was current
+    /// when the hook sent it, however late the message arrives. Among the
+    /// latest [`MAX_RECENT`] invocations (nothing a message says about
+    /// others is believed: the function may be compromised), the newer of
+    /// - the one it names (the hooks name the invocation the runtime is
+    ///   running; it can be newer than its `INVOKE` here, which the runtime
+    ///   may get first), and
+    /// - the last one invoked at or before the hook's own time `t` (epoch
+    ///   ms, already checked for skew): a thread or a process the function
+    ///   left running sends during the invocation of its time, and a process
+    ///   the hook is loaded into names no invocation at all.
+    ///
+    /// Else the current one; none (hold it) before the first invocation, and
+    /// between invocations for a message that names an id not known yet: it
+    /// is faster than `INVOKE` (Lambda sends the next invocation only after
     /// the extension asked for it, so no other can be running then).
-    fn route(&self, rid: Option<String>) -> Option<String> {
-        match rid {
-            Some(r) if self.open.iter().any(|i| i.request_id == r) => Some(r),
-            _ => self.current.clone(),
+    fn route(&self, rid: Option<String>, t: Option<f64>) -> Option<String> {
+        let named = rid
+            .as_deref()
+            .and_then(|r| self.recent.iter().position(|(k, _)| k == r));
+        if rid.is_some() && named.is_none() && self.current.is_none() {
+            return None;
+        }
+        let timed = t.and_then(|t| self.recent.iter().rposition(|(_, at)| (*at as f64) <= t));
+        match named.max(timed) {
+            Some(i) => self.recent.get(i).map(|(k, _)| k.clone()),
+            None => self.current.clone(),
         }
     }
 
@@ -277,8 +341,13 @@ impl State {
     fn on_message(&mut self, m: Message, now_ms: i64) {
         match m {
             Message::Hello { pid, runtime } => {
-                tracing::info!(pid, runtime = %runtime, "a runtime hook started");
+                if !self.is_runtime_claim(pid) {
+                    self.stats.false_hellos += 1;
+                    tracing::warn!(pid, runtime = %runtime, known = ?self.runtime_pid, "a process that is not the runtime said it was; ignored");
+                    return;
+                }
                 if self.runtime_pid != Some(pid) {
+                    tracing::info!(pid, runtime = %runtime, "the runtime's hook started");
                     self.runtime_pid = Some(pid);
                     self.cpu_rest = None;
                     // A runtime that announced itself late: its CPU counts from now.
@@ -300,7 +369,7 @@ impl State {
                 trigger,
             } => {
                 let sample = (event, event_bytes, trigger);
-                match self.route(request_id.clone()) {
+                match self.route(request_id.clone(), None) {
                     Some(rid) => {
                         if let Some(inv) = self.open.iter_mut().find(|i| i.request_id == rid) {
                             inv.sample = Some(sample);
@@ -322,11 +391,11 @@ impl State {
                 mut fields,
             } => {
                 let now = now_ms as f64;
-                let t = t
+                let hook_t = t
                     .map(|s| s * 1000.0)
-                    .filter(|t| (t - now).abs() < MAX_SKEW_MS)
-                    .unwrap_or(now);
-                match self.route(request_id) {
+                    .filter(|t| (t - now).abs() < MAX_SKEW_MS);
+                let t = hook_t.unwrap_or(now);
+                match self.route(request_id, hook_t) {
                     Some(rid) => {
                         let o = self.stamp(ty, t, &rid, fields);
                         self.push(o, false);
@@ -509,6 +578,7 @@ impl State {
             "rejected_messages": rejected,
             "rejected_by_reason": self.stats.rejected,
             "hook_dropped": self.stats.hook_dropped,
+            "false_hellos": self.stats.false_hellos,
             "buffer_dropped": c.overflow.load(Ordering::Relaxed),
             "ship_failed": c.failed.load(Ordering::Relaxed),
             "shipped": c.shipped.load(Ordering::Relaxed),
@@ -656,6 +726,157 @@ mod tests {
             .find(|e| e["type"] == "invocation" && e["request_id"] == "r2")
             .unwrap();
         assert_eq!(r2["trigger"], "sqs");
+    }
+
+    fn done_and_reported(s: &mut State, rid: &str, now: i64) {
+        s.on_telemetry(
+            vec![item(
+                "platform.runtimeDone",
+                "2023-11-14T22:13:20.050Z",
+                json!({"requestId": rid, "status": "success"}),
+            )],
+            0,
+            now,
+        );
+        s.on_telemetry(
+            vec![item(
+                "platform.report",
+                "2023-11-14T22:13:20.060Z",
+                json!({"requestId": rid, "status": "success", "metrics": {"durationMs": 5.0}}),
+            )],
+            0,
+            now,
+        );
+    }
+
+    #[test]
+    fn a_message_late_to_the_socket_belongs_to_the_invocation_it_was_sent_in() {
+        let (mut s, q) = state();
+        let t0: i64 = 1_700_000_000_000;
+        let line = |ty: &str, extra: &str, t_ms: i64| {
+            let l = format!(r#"{{"type":"{ty}",{extra}"t":{}}}"#, t_ms as f64 / 1000.0);
+            parse_line(l.as_bytes(), 100)
+        };
+        s.on_invoke("r1", t0 + 3000, t0);
+        done_and_reported(&mut s, "r1", t0 + 20);
+        // r1 is closed and reported; its messages come in now: one that
+        // names it, one that names nothing but was sent while it ran.
+        s.on_lines(
+            vec![
+                line(
+                    "dns",
+                    r#""query":"late.example","request_id":"r1","#,
+                    t0 + 10,
+                ),
+                line("file", r#""path":"/tmp/late","op":"write","#, t0 + 12),
+            ],
+            t0 + 40,
+        );
+        s.on_invoke("r2", t0 + 3100, t0 + 100);
+        s.on_lines(
+            vec![
+                // Late, after the next invocation started.
+                line(
+                    "dns",
+                    r#""query":"later.example","request_id":"r1","#,
+                    t0 + 15,
+                ),
+                line("file", r#""path":"/tmp/later","op":"write","#, t0 + 16),
+                // A name the extension never saw is not believed.
+                line(
+                    "dns",
+                    r#""query":"forged.example","request_id":"r0","#,
+                    t0 + 105,
+                ),
+                // Nor an old name for what was sent in a later invocation.
+                line(
+                    "dns",
+                    r#""query":"stale-name.example","request_id":"r1","#,
+                    t0 + 105,
+                ),
+                line("dns", r#""query":"now.example","#, t0 + 101),
+            ],
+            t0 + 110,
+        );
+        // Ids older than the latest MAX_RECENT are forgotten.
+        for i in 3..(MAX_RECENT as i64 + 3) {
+            s.on_invoke(&format!("r{i}"), t0 + 100_000, t0 + 100 * i);
+        }
+        s.on_lines(
+            vec![line(
+                "dns",
+                r#""query":"stale.example","request_id":"r1","#,
+                t0 + 15,
+            )],
+            t0 + 100_000,
+        );
+        let ev = drain(&q);
+        let rid_of = |q: &str| {
+            let v: Vec<&Value> = ev
+                .iter()
+                .filter(|e| e["query"] == q || e["path"] == q)
+                .collect();
+            assert_eq!(v.len(), 1, "{q}: {ev:?}");
+            v[0]["request_id"].as_str().unwrap().to_string()
+        };
+        assert_eq!(rid_of("late.example"), "r1");
+        assert_eq!(rid_of("/tmp/late"), "r1");
+        assert_eq!(rid_of("later.example"), "r1");
+        assert_eq!(rid_of("/tmp/later"), "r1");
+        assert_eq!(rid_of("forged.example"), "r2");
+        assert_eq!(rid_of("stale-name.example"), "r2");
+        assert_eq!(rid_of("now.example"), "r2");
+        let last = format!("r{}", MAX_RECENT + 2);
+        assert_eq!(rid_of("stale.example"), last);
+    }
+
+    /// A `/proc` with the given (pid, parent, state) processes.
+    fn fake_proc(procs: &[(u32, u32, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (pid, ppid, st) in procs {
+            let p = d.path().join(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            let stat = format!("{pid} (python3) {st} {ppid} 0 0 0 0 0 0 0 0 0 7 3 0 0 20 0 1 0");
+            std::fs::write(p.join("stat"), stat).unwrap();
+        }
+        d
+    }
+
+    fn hello(s: &mut State, pid: u32) {
+        let line = format!(r#"{{"type":"hello","pid":{pid},"runtime":"python3.12"}}"#);
+        s.on_lines(vec![parse_line(line.as_bytes(), 100)], 0);
+    }
+
+    #[test]
+    fn only_the_runtime_can_say_it_is_the_runtime() {
+        // 1 is the sandbox's init, 200 the runtime, 300 a process the
+        // function started, 400 another child of init (an extension).
+        let d = fake_proc(&[(200, 1, "S"), (300, 200, "S"), (400, 1, "S")]);
+        let q = Queue::new(100);
+        let mut s = State::new(Identity::default(), Proc::at(d.path()), q).with_init_pid(1);
+        hello(&mut s, 300);
+        assert_eq!(s.runtime_pid(), None, "a child of the runtime is not it");
+        hello(&mut s, 200);
+        assert_eq!(s.runtime_pid(), Some(200));
+        hello(&mut s, 300);
+        hello(&mut s, 400);
+        assert_eq!(
+            s.runtime_pid(),
+            Some(200),
+            "a live runtime is never replaced"
+        );
+        assert_eq!(s.counters()["false_hellos"], 3);
+        // The runtime dies (a crash, a reset): the next child of init that
+        // starts the hook is the runtime.
+        std::fs::write(
+            d.path().join("200/stat"),
+            "200 (python3) Z 1 0 0 0 0 0 0 0 0 0 7 3 0 0 20 0 1 0",
+        )
+        .unwrap();
+        hello(&mut s, 300);
+        assert_eq!(s.runtime_pid(), Some(200));
+        hello(&mut s, 400);
+        assert_eq!(s.runtime_pid(), Some(400));
     }
 
     #[test]

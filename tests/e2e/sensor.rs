@@ -338,6 +338,137 @@ fn benign_invocations_arrive_with_their_request_ids_and_cpu() {
 }
 
 #[test]
+fn a_python_child_reports_its_events_but_is_never_taken_for_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("child.txt");
+    // Children that burn more CPU than their parent; every other one also
+    // claims on the sensor's socket to be the runtime.
+    let plan: Vec<Value> = (0..6)
+        .map(|i| {
+            json!({"label": format!("s{i}"), "invoke": {
+                "tmp": tmp.to_str().unwrap(),
+                "child": i % 3 != 2,
+                "forge": i % 3 == 1,
+                "child_burn_ms": 60,
+                "burn_ms": 20,
+            }})
+        })
+        .collect();
+    let run = standin(dir.path(), "report-builder", "spawner", 10.0, &plan);
+    let invs = run.invocations();
+    assert_eq!(invs.len(), 6, "{:?}", run.results);
+    for (i, r) in invs.iter().enumerate() {
+        assert_eq!(r["status"], "success", "{r}");
+        let rid = r["request_id"].as_str().unwrap();
+        let e = run.invocation_event(rid);
+        let measured = r["response"]["cpu_ms"].as_f64().unwrap();
+        let cpu = e["cpu_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("invocation {i}: no cpu_ms (the runtime was lost): {e}"));
+        // A child's CPU comes in clock ticks once it is reaped.
+        assert!(
+            (cpu - measured).abs() <= 25.0,
+            "invocation {i}: the sensor says {cpu} ms of CPU, the handler and its child used {measured} ms"
+        );
+        if i % 3 != 2 {
+            // The child's own events, stamped with the invocation that started it.
+            assert!(
+                run.events_of("dns", rid)
+                    .iter()
+                    .any(|d| d["query"] == "localhost"),
+                "invocation {i}: {:?}",
+                run.events_of("dns", rid)
+            );
+            assert!(
+                run.events_of("file", rid)
+                    .iter()
+                    .any(|f| f["path"] == tmp.to_str().unwrap() && f["op"] != "read"),
+                "invocation {i}: {:?}",
+                run.events_of("file", rid)
+            );
+            assert!(
+                run.events_of("process", rid)
+                    .iter()
+                    .any(|p| p["exe"].as_str().unwrap_or("").contains("python")),
+                "invocation {i}"
+            );
+        }
+    }
+    // Only the two forged claims were false: the hooked children never
+    // said they were the runtime.
+    let last = run.invocation_event(invs[5]["request_id"].as_str().unwrap());
+    assert_eq!(last["sensor"]["false_hellos"], 2, "{last}");
+}
+
+/// The plan of [`late_events_keep_the_invocation_they_were_sent_in`]'s runs.
+fn late_plan(tmp: &Path) -> Vec<Value> {
+    // Each late invocation's thread (or timer) and child write their files
+    // 300 ms after it answered: for `a`, after its report, before the next
+    // invocation; for `c`, while `d` runs. An event belongs to the
+    // invocation current when it was sent.
+    let late = |label: &str| json!({"label": label, "invoke": {"late": true, "late_ms": 300, "tmp": tmp.to_str().unwrap()}});
+    let plain = |label: &str| json!({"label": label, "invoke": {"sleep_s": 0.01}});
+    vec![
+        late("a"),
+        json!({"sleep_ms": 600}),
+        plain("b"),
+        late("c"),
+        json!({"sleep_ms": 100}),
+        json!({"label": "d", "invoke": {"sleep_s": 0.5}}),
+        json!({"sleep_ms": 300}),
+        plain("e"),
+    ]
+}
+
+fn late_events_keep_the_invocation_they_were_sent_in(run: &Run, tmp: &Path) {
+    let invs = run.invocations();
+    assert_eq!(invs.len(), 5, "{:?}", run.results);
+    for r in &invs {
+        assert_eq!(r["status"], "success", "{r}");
+    }
+    let rid_of = |label: &str| {
+        invs.iter().find(|r| r["label"] == label).unwrap()["request_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (label, sent_in) in [("a", "a"), ("c", "d")] {
+        let rid = rid_of(label);
+        let want = rid_of(sent_in);
+        for who in ["thread", "child"] {
+            let path = format!("{}-{rid}-{who}", tmp.to_str().unwrap());
+            let seen: Vec<&Value> = run
+                .events
+                .iter()
+                .filter(|e| e["type"] == "file" && e["path"] == path.as_str())
+                .collect();
+            assert_eq!(seen.len(), 1, "{label} {who}: {seen:?}");
+            assert_eq!(
+                seen[0]["request_id"],
+                want.as_str(),
+                "{label}: the {who}'s late event is stamped with {sent_in}, when it was sent"
+            );
+        }
+    }
+}
+
+#[test]
+fn events_sent_after_their_invocation_closed_keep_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("late");
+    let run = standin(dir.path(), "notifier", "late", 10.0, &late_plan(&tmp));
+    late_events_keep_the_invocation_they_were_sent_in(&run, &tmp);
+}
+
+#[test]
+fn node_events_sent_after_their_invocation_closed_keep_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("late");
+    let run = standin_node(dir.path(), "notifier-node", "late", 10.0, &late_plan(&tmp));
+    late_events_keep_the_invocation_they_were_sent_in(&run, &tmp);
+}
+
+#[test]
 fn garbage_on_the_socket_is_counted_and_the_extension_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let plan = vec![
@@ -923,7 +1054,7 @@ fn node_command_injection_is_flagged_by_detect() {
     let pids: HashSet<&str> = run
         .stderr
         .lines()
-        .filter(|l| l.contains("a runtime hook started"))
+        .filter(|l| l.contains("the runtime's hook started"))
         .filter_map(|l| l.split("pid=").nth(1))
         .filter_map(|t| t.split_whitespace().next())
         .collect();
@@ -970,22 +1101,33 @@ fn node_a_flood_is_counted_never_waited_for_nor_lost() {
     let dir = tempfile::tempdir().unwrap();
     // 20,000 events in one synchronous loop: Node's queue for the socket
     // fills (the loop never yields), so the hook must drop and count. One
-    // invocation only: the count has to come with it, not with a next one.
+    // invocation only: the count has to be sent at its end, not with a next
+    // one's first message.
     let plan = vec![json!({"label": "flood", "invoke": {"n": 20000}})];
     let run = standin_node(dir.path(), "flooder", "flood", 10.0, &plan);
     let invs = run.invocations();
     assert_eq!(invs[0]["status"], "success", "{invs:?}");
     let flood = invs[0]["request_id"].as_str().unwrap();
     let shipped = run.events_of("dns", flood).len() as u64;
-    let e = run.invocation_event(flood);
-    let dropped = e["sensor"]["hook_dropped"].as_u64().unwrap();
+    // The count travels behind the queued messages, so it can reach the
+    // extension after the invocation's own event was made: the shutdown
+    // stats have everything.
+    let stats: Value = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("stats at shutdown"))
+        .filter_map(|l| l.split("stats=").nth(1))
+        .filter_map(|t| t.split(" flushed=").next())
+        .find_map(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| panic!("no stats at shutdown:\n{}", run.stderr));
+    let dropped = stats["hook_dropped"].as_u64().unwrap();
     assert!(
         dropped > 0 && shipped > 1000,
         "{shipped} shipped, {dropped} dropped"
     );
     // Every event is either shipped with the flooding invocation's request
     // id or counted.
-    assert_eq!(shipped + dropped, 20000, "{e}");
+    assert_eq!(shipped + dropped, 20000, "{stats}");
 }
 
 #[test]
@@ -997,10 +1139,18 @@ fn node_an_es_module_handler_is_seen_the_same() {
             |i| json!({"label": format!("e{i}"), "invoke": {"tmp": tmp.to_str().unwrap(), "n": i}}),
         )
         .collect();
-    let run = standin_node(dir.path(), "reports", "node_esm.handler", 10.0, &plan);
+    let mut with_error = plan.clone();
+    // A handler that rejects (no file name): the runtime posts an error
+    // through the hooked client, and the invocation is reported as one.
+    with_error.push(json!({"label": "bad", "invoke": {}}));
+    let run = standin_node(dir.path(), "reports", "node_esm.handler", 10.0, &with_error);
     let invs = run.invocations();
-    assert_eq!(invs.len(), 3, "{:?}", run.results);
-    for (i, r) in invs.iter().enumerate() {
+    assert_eq!(invs.len(), 4, "{:?}", run.results);
+    let bad = invs[3]["request_id"].as_str().unwrap();
+    assert_eq!(invs[3]["status"], "error", "{}", invs[3]);
+    assert_eq!(run.invocation_event(bad)["status"], "error");
+    assert_eq!(run.invocation_event(bad)["event"], "{}");
+    for (i, r) in invs[..3].iter().enumerate() {
         assert_eq!(r["status"], "success", "{r}");
         let rid = r["request_id"].as_str().unwrap();
         assert_eq!(r["response"]["request_id"], rid);
@@ -1034,4 +1184,35 @@ fn event_len(step: &Value) -> u64 {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn node_garbage_on_the_stream_socket_is_counted_and_the_extension_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = vec![
+        json!({"label": "garbage", "invoke": {"garbage": true}}),
+        json!({"label": "after", "invoke": {}}),
+    ];
+    let run = standin_node(dir.path(), "garbage-node", "garbage", 10.0, &plan);
+    let invs = run.invocations();
+    assert!(invs.iter().all(|r| r["status"] == "success"), "{invs:?}");
+    let last = run.invocation_event(invs[1]["request_id"].as_str().unwrap());
+    let s = &last["sensor"];
+    let by = s["rejected_by_reason"].as_object().unwrap();
+    let n = |k: &str| by.get(k).and_then(Value::as_u64).unwrap_or(0);
+    // 50 bad lines, one 200 kB line, and the connections beyond the 64 the
+    // extension serves at once (the runtime's own hook holds one).
+    assert_eq!(
+        n("not_json") + n("not_object") + n("unknown_type") + n("bad_field"),
+        50,
+        "{s}"
+    );
+    for reason in ["not_json", "not_object", "unknown_type", "bad_field"] {
+        assert!(n(reason) > 0, "{reason}: {s}");
+    }
+    assert_eq!(n("oversized"), 1, "{s}");
+    assert!(n("too_many_connections") >= 6, "{s}");
+    // The extension went on: the next invocation is reported in full.
+    assert_eq!(last["status"], "success");
+    assert!(run.stderr.contains("stats at shutdown"), "{}", run.stderr);
 }

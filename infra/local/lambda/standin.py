@@ -35,6 +35,8 @@ The plan is a JSON list of steps:
     {"invoke": <event>, "label": "..."}                 one invocation
     {"invoke": <event>, "shutdown_after_ms": 200}        the sandbox goes away mid-invocation
     {"sleep_ms": 100}
+With --paced, each step waits for a line on stdin and is followed by a
+`done` line on stdout (for a driver that interleaves several stand-ins).
 Each result is a JSON line: label, request_id, status, response, error_type,
 duration_ms, cold, sandbox. Sandbox lines say when each extension registered.
 The extensions' stdout goes to WORK/extension-stdout.log, stderr to
@@ -502,9 +504,14 @@ class Service:
             return h.reply(202, {"status": "OK"})
         return h.reply(404, {"errorMessage": "unknown path " + path})
 
-    def run(self, plan):
+    def run(self, plan, paced=False):
         n = 0
         for step in plan:
+            if paced:
+                # A driver interleaving several stand-ins: one line on stdin
+                # per step, one line on stdout when it is done.
+                if not sys.stdin.readline():
+                    break
             if "sleep_ms" in step:
                 time.sleep(step["sleep_ms"] / 1000.0)
                 continue
@@ -515,6 +522,9 @@ class Service:
             alive = self.sandbox.invoke(step["invoke"], step.get("label", ""), step.get("shutdown_after_ms"))
             if not alive:
                 self.sandbox = None
+            if paced:
+                sys.stdout.write("done\n")
+                sys.stdout.flush()
         if self.sandbox is not None:
             self.sandbox.shutdown("spindown")
             self.sandbox = None
@@ -534,6 +544,7 @@ def main():
     p.add_argument("--work", required=True)
     p.add_argument("--node-ric", help="run AWS's Node.js runtime client (aws-lambda-ric's bin/index.mjs) instead of Python's")
     p.add_argument("--node", default="node", help="the node binary for --node-ric")
+    p.add_argument("--paced", action="store_true", help="run each step of the plan when a line comes on stdin; say `done` on stdout after it")
     a = p.parse_args()
     a.task_dir = os.path.abspath(a.task_dir)
     a.work = os.path.abspath(a.work)
@@ -542,7 +553,7 @@ def main():
         plan = json.load(f)
     svc = Service(a)
     try:
-        svc.run(plan)
+        svc.run(plan, a.paced)
     finally:
         sb = svc.sandbox
         if sb is not None:

@@ -32,9 +32,13 @@ _SAMPLE = int(os.environ.get("FNWATCH_SENSOR_SAMPLE_BYTES") or 4096)
 _MAX_MSG = 60000
 # Messages held while the extension's queue is full (then dropped, counted).
 _MAX_PENDING = 5000
+# Set by the first hooked process (the runtime) and inherited by the
+# processes it starts: only the runtime says `hello` (the extension reads the
+# runtime's CPU time), like the Node.js hook.
+_PID_VAR = "FNWATCH_SENSOR_RUNTIME_PID"
 
 _local = threading.local()
-_state = {"rid": None, "dropped": 0, "sock": None, "installed": False}
+_state = {"rid": None, "dropped": 0, "sock": None, "installed": False, "runtime": False}
 # Recently resolved addresses -> the name they came from (bounded).
 _names = {}
 _pending = collections.deque()
@@ -395,7 +399,7 @@ def _on_invoke(invoke_id, event_body):
     _state["rid"] = invoke_id
     try:
         body = event_body if isinstance(event_body, (bytes, bytearray)) else str(event_body).encode()
-        _send({"type": "hello", "pid": os.getpid(), "runtime": "python%d.%d" % sys.version_info[:2]})
+        _hello()
         _send(
             {
                 "type": "invoke",
@@ -472,4 +476,14 @@ def install():
     else:
         sys.meta_path.insert(0, _BootstrapFinder())
     sys.addaudithook(_audit)
-    _send({"type": "hello", "pid": os.getpid(), "runtime": "python%d.%d" % sys.version_info[:2]})
+    first = os.environ.get(_PID_VAR)
+    if not first or first == str(os.getpid()):
+        os.environ[_PID_VAR] = str(os.getpid())
+        _state["runtime"] = True
+    _hello()
+
+
+def _hello():
+    """Tells the extension the runtime's pid (from the runtime only)."""
+    if _state["runtime"]:
+        _send({"type": "hello", "pid": os.getpid(), "runtime": "python%d.%d" % sys.version_info[:2]})
