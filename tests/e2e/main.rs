@@ -17,3 +17,4 @@ mod s3;
 mod s3_harness;
 mod server;
 mod shapes;
+mod shell_lines;
