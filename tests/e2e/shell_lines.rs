@@ -52,11 +52,11 @@ fn quote(s: &str, double: bool) -> String {
 
 fn benign_line(k: u64) -> String {
     let name = file_name(k);
-    let d = k % 3 == 0;
+    let d = k.is_multiple_of(3);
     let size = [128, 256, 512][(k % 3) as usize];
     let src = quote(&format!("/tmp/in/{name}"), d);
     let dst = quote(&format!("/tmp/out/{name}"), d);
-    if k % 4 == 0 {
+    if k.is_multiple_of(4) {
         format!("convert {src} -auto-orient -resize {size}x{size} -strip {dst} 2>/dev/null")
     } else {
         format!("convert {src} -resize {size}x{size} {dst} 2>/dev/null")

@@ -494,7 +494,11 @@ fn dq(s: &str) -> String {
 /// The command line of a benign invocation `k` of the thumbnailer.
 fn benign_line(k: u64) -> String {
     let name = file_name(k);
-    let q = if k.is_multiple_of(3) { dq(&name) } else { sq(&name) };
+    let q = if k.is_multiple_of(3) {
+        dq(&name)
+    } else {
+        sq(&name)
+    };
     let q_in = if k.is_multiple_of(3) {
         dq(&format!("/tmp/in/{name}"))
     } else {
