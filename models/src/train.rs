@@ -12,6 +12,7 @@ use crate::model::{FunctionProfile, MODEL_FORMAT, Model};
 use crate::names;
 use crate::numeric::{Measures, NumericModel};
 use crate::rows::{Rows, command_args, i32_at, i64_at};
+use crate::shell;
 
 /// At most this many invocations per function feed the numeric fit.
 const FIT_SAMPLE: usize = 40_000;
@@ -147,6 +148,13 @@ impl Trainer {
                         format!("{shape} {}", names::args_shape(&args)),
                     );
                     bump(&mut p.exes, shape);
+                    if let Some(script) =
+                        shell::script_of(exe, &rows.args.get(i), rows.cmdline.get(i))
+                    {
+                        p.shell
+                            .get_or_insert_with(Default::default)
+                            .learn(&shell::parse(&script));
+                    }
                 }
             }
             "network" => {
@@ -253,6 +261,9 @@ impl Trainer {
         }
         for (p, s) in self.profiles.iter_mut().zip(samples.iter()) {
             p.numeric = NumericModel::fit(s);
+            // Present even when empty: this model knows the function's
+            // command lines (none, if it runs no shell).
+            p.shell.get_or_insert_with(Default::default);
         }
         let mut functions = BTreeMap::new();
         let mut fleet_sites: BTreeMap<String, u32> = BTreeMap::new();

@@ -20,3 +20,4 @@ mod s3_harness;
 mod sensor;
 mod server;
 mod shapes;
+mod shell_lines;
