@@ -854,3 +854,90 @@ fn a_jdbc_client_lists_tables_and_columns_and_queries() {
     );
     assert!(lines.iter().any(|l| l.starts_with("row ")), "{stdout}");
 }
+
+/// Every file under `dir` (path and size), to show nothing was written.
+fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Writes hidden in EXPLAIN ANALYZE, COPY to a file, DDL, DML and SET of
+/// shared settings: each refused over the wire, the lake's rows unchanged
+/// and no file written.
+#[test]
+fn hidden_writes_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+    let before = files_under(dir.path());
+    let out = dir.path().join("x.csv");
+    let out = out.to_str().unwrap();
+    for sql in [
+        "EXPLAIN ANALYZE INSERT OVERWRITE events SELECT * FROM events WHERE false".to_string(),
+        "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events WHERE false".to_string(),
+        format!("EXPLAIN ANALYZE COPY (SELECT 1) TO '{out}'"),
+        format!("COPY (SELECT 1) TO '{out}'"),
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "DROP VIEW dns".to_string(),
+        "INSERT INTO events SELECT * FROM events".to_string(),
+        "SET datafusion.execution.target_partitions = 1".to_string(),
+        "SET timezone = '+05:00'".to_string(),
+    ] {
+        let r = server.psql("analyst", Some(PASSWORD), &["-c", &sql]);
+        assert_ne!(r.code, 0, "{sql} was not refused: {r:?}");
+        assert!(
+            r.stderr.contains("is not allowed") || r.stderr.contains("syntax error"),
+            "{sql}: {r:?}"
+        );
+    }
+    assert_eq!(server.query("SELECT count(*) FROM events"), "3011");
+    server.query("SELECT count(*) FROM dns");
+    assert_eq!(
+        before,
+        files_under(dir.path()),
+        "a refused statement wrote a file"
+    );
+}
+
+/// `SET timezone` would change DataFusion's time zone for every
+/// connection: it is refused, and another connection's results keep UTC.
+#[test]
+fn one_connection_cannot_set_the_time_zone_of_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+    // now()'s type names the session's time zone.
+    let show = "SELECT arrow_typeof(now())";
+    let zone = server.query(show);
+    for sql in ["SET timezone = '+05:00'", "SET TimeZone TO 'Asia/Tokyo'"] {
+        let r = server.psql("analyst", Some(PASSWORD), &["-c", sql]);
+        assert_ne!(r.code, 0, "{sql} was accepted: {r:?}");
+        assert!(r.stderr.contains("shared by all connections"), "{r:?}");
+    }
+    assert_eq!(
+        server.query(show),
+        zone,
+        "another connection's zone changed"
+    );
+    // The per-connection form still answers (clients send it).
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-At", "-c", "SET TIME ZONE 'UTC'", "-c", "SELECT 1"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(server.query(show), zone);
+}

@@ -311,3 +311,86 @@ fn memory_sizes() {
         assert!(parse_memory("50%").unwrap().unwrap() > 1 << 20);
     }
 }
+
+fn guard_server(sql: &str) -> Result<(), Refusal> {
+    let statements = PostgresCompatibilityParser::new()
+        .parse(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    statements.iter().try_for_each(super::guard::check_server)
+}
+
+#[test]
+fn writes_inside_explain_analyze_and_copy_are_refused() {
+    for sql in [
+        "EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'",
+        "EXPLAIN ANALYZE DELETE FROM alerts",
+        "EXPLAIN ANALYZE VERBOSE INSERT INTO events SELECT * FROM events WHERE false",
+        "COPY (SELECT 1) TO 'x.csv'",
+    ] {
+        assert!(
+            matches!(guard(sql), Err(Refusal::ReadOnly { .. })),
+            "{sql}: {:?}",
+            guard(sql)
+        );
+    }
+}
+
+#[test]
+fn set_timezone_is_shared_and_refused() {
+    // DataFusion maps `timezone` to datafusion.execution.time_zone, which
+    // every connection shares.
+    for sql in [
+        "SET timezone = '+05:00'",
+        "SET TimeZone TO 'Asia/Tokyo'",
+        "SET TIME ZONE = 'UTC'",
+        "SET SESSION timezone = 'UTC'",
+    ] {
+        assert!(
+            matches!(guard(sql), Err(Refusal::SharedSetting { .. })),
+            "{sql}: {:?}",
+            guard(sql)
+        );
+    }
+    // The PostgreSQL form is answered per connection (client metadata only).
+    assert_eq!(guard("SET TIME ZONE 'UTC'"), Ok(()));
+}
+
+#[test]
+fn result_building_functions_need_small_literal_sizes() {
+    for sql in [
+        "SELECT unnest(range(1, 2000000000)) FROM pg_class",
+        "SELECT range(2000000000)",
+        "SELECT generate_series(-5, 5000000000, 2)",
+        "SELECT repeat('x', 1000000000)",
+        "SELECT lpad('x', 2000000000, 'y')",
+        "SELECT array_repeat(1, 100000000)",
+        "SELECT repeat('x', n) FROM (SELECT 5 AS n) t",
+        "SELECT range(1, (SELECT 2000000000))",
+        "SELECT count(*) FROM events WHERE function IN (SELECT repeat(function, 99999999) FROM events)",
+    ] {
+        assert!(
+            matches!(guard_server(sql), Err(Refusal::TooLarge { .. })),
+            "{sql}: {:?}",
+            guard_server(sql)
+        );
+        // `fnwatch sql` (a local user) is not limited so.
+        assert_eq!(guard(sql), Ok(()), "{sql}");
+    }
+    for sql in [
+        "SELECT unnest(range(1, 1000)) FROM pg_class",
+        "SELECT range(10, 1, -1)",
+        "SELECT repeat('-', 40)",
+        "SELECT lpad(function, 30, ' ') FROM events",
+        "SELECT * FROM generate_series(1, 100000000000)",
+        "SELECT * FROM range(1, 5000000000)",
+    ] {
+        assert_eq!(guard_server(sql), Ok(()), "{sql}");
+    }
+    let e = guard_server("SELECT unnest(range(1, 2000000000)) FROM pg_class").unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("range(...) is not allowed here: it would build 2000000000 elements"),
+        "{}",
+        e.message()
+    );
+}
