@@ -46,6 +46,8 @@ mod limits;
 mod tls;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::future::Future;
