@@ -394,3 +394,80 @@ fn result_building_functions_need_small_literal_sizes() {
         e.message()
     );
 }
+
+#[test]
+fn failed_logins_back_off_doubling_per_address() {
+    use super::auth::Failures;
+    use std::time::Instant;
+    let f = Failures::new(3);
+    let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+    let t = Instant::now();
+    assert_eq!(f.failed(a, t), None);
+    assert_eq!(f.failed(a, t), None);
+    assert_eq!(f.failed(a, t), Some(Duration::from_secs(1)));
+    assert_eq!(f.wait(a, t), Some(Duration::from_secs(1)));
+    assert_eq!(f.wait(b, t), None, "other addresses are not affected");
+    assert_eq!(f.failed(a, t), Some(Duration::from_secs(2)));
+    assert_eq!(f.failed(a, t), Some(Duration::from_secs(4)));
+    for _ in 0..30 {
+        f.failed(a, t);
+    }
+    assert_eq!(f.wait(a, t), Some(Duration::from_secs(15 * 60)), "capped");
+    assert_eq!(f.wait(a, t + Duration::from_secs(15 * 60)), None);
+    f.succeeded(a);
+    assert_eq!(f.failed(a, t), None, "a success clears the count");
+}
+
+#[test]
+fn plaintext_passwords_off_loopback_are_warned_about() {
+    use super::{ServerConfig, plaintext_password_warning};
+    let config = |listen: &str, access: Access, tls: bool| ServerConfig {
+        listen: listen.parse().unwrap(),
+        access,
+        tls: tls.then(|| super::TlsFiles {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+        }),
+        allow_plaintext: false,
+        query_timeout: None,
+        max_rows: 10,
+        max_memory: None,
+        refresh: None,
+        limits: Default::default(),
+    };
+    let users = || Access::Passwords(Users::default().with("a", "b"));
+    let w = plaintext_password_warning(&config("0.0.0.0:5433", users(), false));
+    assert!(w.unwrap().contains("without TLS"));
+    assert!(plaintext_password_warning(&config("10.1.2.3:5433", users(), false)).is_some());
+    assert!(plaintext_password_warning(&config("127.0.0.1:5433", users(), false)).is_none());
+    assert!(plaintext_password_warning(&config("0.0.0.0:5433", users(), true)).is_none());
+    assert!(plaintext_password_warning(&config("127.0.0.1:5433", Access::Open, false)).is_none());
+}
+
+#[test]
+fn spills_go_to_the_folder_and_cap_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill");
+    let limits = super::Limits {
+        spill_dir: Some(spill.clone()),
+        max_spill: 123 << 20,
+        ..Default::default()
+    };
+    let ctx = super::with_runtime_limits(
+        &datafusion::prelude::SessionContext::new(),
+        Some(64 << 20),
+        &limits,
+    )
+    .unwrap();
+    let runtime = ctx.runtime_env();
+    assert_eq!(runtime.disk_manager.max_temp_directory_size(), 123 << 20);
+    assert!(spill.is_dir());
+    let file = runtime.disk_manager.create_tmp_file("test").unwrap();
+    assert!(
+        file.path().unwrap().starts_with(&spill),
+        "{:?} is not under {}",
+        file.path(),
+        spill.display()
+    );
+}
