@@ -5,8 +5,15 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::context::SessionContext;
+use datafusion::execution::context::{QueryPlanner, SQLOptions, SessionContext};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -57,7 +64,14 @@ impl LakeSession {
                     .map(|n| n.get())
                     .unwrap_or(2),
             );
-        let ctx = SessionContext::new_with_config(config);
+        // Every plan this context executes is checked again before it runs
+        // (see `ReadOnlyPlanner`), whoever planned it.
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_query_planner(Arc::new(ReadOnlyPlanner))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let alerts = lake.alerts().await?;
         let mut tables = vec![(EVENTS, &lake.events), (DEAD_LETTERS, &lake.dead_letters)];
         if let Some(a) = &alerts {
@@ -124,10 +138,34 @@ impl LakeSession {
 
     /// Runs one read-only query and collects the result.
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        let df = self.read_only_plan(sql).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| sql_error(sql, &e))?;
+        Ok(QueryResult { schema, batches })
+    }
+
+    /// Runs a query the caller wrote and streams its batches (for reads too
+    /// large to collect, such as the models' pass over a window). Only
+    /// reads, as for [`query`](Self::query).
+    pub async fn stream(
+        &self,
+        sql: &str,
+    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        let df = self.read_only_plan(sql).await?;
+        df.execute_stream().await.map_err(|e| sql_error(sql, &e))
+    }
+
+    /// Plans exactly one statement that only reads, checked twice: on its
+    /// syntax tree (the allow-list of [`read_only`], nested statements such as
+    /// `EXPLAIN ANALYZE INSERT ...` included) and on its logical plan
+    /// (DataFusion's [`SQLOptions`] with DDL, DML, COPY and statements such as
+    /// SET refused), so a statement the parser learns tomorrow cannot slip
+    /// through either check alone.
+    async fn read_only_plan(&self, sql: &str) -> Result<DataFrame> {
         let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
             .map_err(|e| sql_error(sql, &e))?;
-        let mut statements: Vec<Statement> = statements.into_iter().collect();
-        if statements.len() != 1 {
+        let statements: Vec<Statement> = statements.into_iter().collect();
+        let [stmt] = statements.as_slice() else {
             return Err(AnalyticsError::Sql {
                 message: format!(
                     "expected exactly one SQL statement, found {}",
@@ -135,28 +173,24 @@ impl LakeSession {
                 ),
                 context: String::new(),
             });
-        }
-        let stmt = statements.remove(0);
-        if !is_read_only(&stmt) {
-            return Err(AnalyticsError::Sql {
-                message: "only queries are allowed here (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE); the lake is changed only by fnwatch commands".into(),
-                context: String::new(),
-            });
-        }
-        let df = self.ctx.sql(sql).await.map_err(|e| sql_error(sql, &e))?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| sql_error(sql, &e))?;
-        Ok(QueryResult { schema, batches })
-    }
-
-    /// Runs a query the caller wrote and streams its batches (for reads too
-    /// large to collect, such as the models' pass over a window).
-    pub async fn stream(
-        &self,
-        sql: &str,
-    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
-        let df = self.ctx.sql(sql).await.map_err(|e| sql_error(sql, &e))?;
-        df.execute_stream().await.map_err(|e| sql_error(sql, &e))
+        };
+        read_only(stmt).map_err(|what| refused(&what))?;
+        let plan = self
+            .ctx
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(|e| sql_error(sql, &e))?;
+        verify_read_only(&plan).map_err(|e| {
+            refused(&format!(
+                "this statement ({})",
+                clean_message(&e.to_string())
+            ))
+        })?;
+        self.ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| sql_error(sql, &e))
     }
 
     /// Re-wraps an error from a stream returned by [`stream`](Self::stream).
@@ -165,20 +199,81 @@ impl LakeSession {
     }
 }
 
-fn is_read_only(stmt: &Statement) -> bool {
+/// What a read may plan: no DDL, no DML (COPY included), no statements
+/// (SET, transactions, PREPARE).
+pub fn read_only_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Checks a logical plan, subqueries and the inputs of EXPLAIN included,
+/// against [`read_only_options`].
+pub fn verify_read_only(plan: &LogicalPlan) -> datafusion::error::Result<()> {
+    read_only_options().verify_plan(plan)
+}
+
+fn refused(what: &str) -> AnalyticsError {
+    AnalyticsError::Sql {
+        message: format!(
+            "{what} is not allowed: only queries are allowed here (SELECT, WITH, VALUES, EXPLAIN, \
+             SHOW, DESCRIBE); the lake is changed only by fnwatch commands"
+        ),
+        context: String::new(),
+    }
+}
+
+/// The syntax-tree allow-list for one statement: a query, or EXPLAIN / SHOW /
+/// DESCRIBE of one; every nested statement and query is walked by the
+/// server's guard too (`WITH x AS (DELETE ...)`, `SELECT ... INTO`).
+/// The error names what was refused.
+pub fn read_only(stmt: &Statement) -> std::result::Result<(), String> {
     use datafusion::sql::sqlparser::ast::Statement as S;
     match stmt {
-        Statement::Statement(s) => matches!(
-            s.as_ref(),
-            S::Query(_)
-                | S::Explain { .. }
+        Statement::Statement(s) => {
+            crate::server::guard::check(s).map_err(|r| match r {
+                crate::server::guard::Refusal::ReadOnly { what } => what,
+                crate::server::guard::Refusal::SharedSetting { name } => format!("SET {name}"),
+                crate::server::guard::Refusal::TooLarge { call, .. } => call,
+            })?;
+            match s.as_ref() {
+                S::Query(_)
                 | S::ExplainTable { .. }
                 | S::ShowTables { .. }
                 | S::ShowColumns { .. }
                 | S::ShowVariable { .. }
-        ),
-        Statement::Explain(_) => true,
-        _ => false,
+                | S::ShowFunctions { .. } => Ok(()),
+                S::Explain { statement, .. } => read_only(&Statement::Statement(statement.clone())),
+                other => Err(crate::server::guard::verb(&other.to_string())),
+            }
+        }
+        Statement::Explain(e) => read_only(&e.statement),
+        Statement::CopyTo(_) => Err("COPY".into()),
+        Statement::CreateExternalTable(_) => Err("CREATE EXTERNAL TABLE".into()),
+        Statement::Reset(_) => Err("RESET".into()),
+    }
+}
+
+/// The query planner of every lake session: DataFusion's, after checking
+/// the plan with [`verify_read_only`]. Whatever path a statement took to a
+/// plan (`fnwatch sql`, a saved query, the SQL server and its hooks), a
+/// write is refused before it can run. (DDL never reaches a physical
+/// planner; the syntax checks refuse it.)
+#[derive(Debug)]
+struct ReadOnlyPlanner;
+
+#[async_trait]
+impl QueryPlanner for ReadOnlyPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn Session,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        verify_read_only(logical_plan)?;
+        DefaultPhysicalPlanner::default()
+            .create_physical_plan(logical_plan, session_state)
+            .await
     }
 }
 
@@ -262,5 +357,65 @@ mod tests {
             clean_message("Error during planning: table 'x' not found"),
             "table 'x' not found"
         );
+    }
+
+    /// A context that plans with [`ReadOnlyPlanner`], as lake sessions do.
+    fn read_only_context() -> SessionContext {
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_query_planner(Arc::new(ReadOnlyPlanner))
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// The plan check alone (without the syntax allow-list) refuses writes,
+    /// also when they hide inside EXPLAIN ANALYZE, and lets reads through.
+    #[tokio::test]
+    async fn plan_check_refuses_writes_inside_explain() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t AS VALUES (1)")
+            .await
+            .expect("create")
+            .collect()
+            .await
+            .expect("create runs");
+        for sql in [
+            "EXPLAIN ANALYZE INSERT INTO t VALUES (2)",
+            "EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'",
+            "INSERT INTO t VALUES (2)",
+            "CREATE VIEW v AS SELECT 1",
+            "DROP TABLE t",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            let plan = ctx.state().create_logical_plan(sql).await.expect("plans");
+            assert!(verify_read_only(&plan).is_err(), "{sql} passed");
+        }
+        for sql in ["SELECT * FROM t", "EXPLAIN ANALYZE SELECT count(*) FROM t"] {
+            let plan = ctx.state().create_logical_plan(sql).await.expect("plans");
+            verify_read_only(&plan).expect(sql);
+        }
+    }
+
+    /// The session's planner refuses a write even when the caller skipped
+    /// every other check (`SessionContext::sql` allows DML): no file is
+    /// written.
+    #[tokio::test]
+    async fn planner_refuses_writes_whoever_planned_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("x.csv");
+        let ctx = read_only_context();
+        let sql = format!("EXPLAIN ANALYZE COPY (SELECT 1) TO '{}'", out.display());
+        let df = ctx.sql(&sql).await.expect("plans with the default options");
+        let err = df.collect().await.expect_err("must be refused");
+        assert!(err.to_string().contains("not supported"), "{err}");
+        let df = ctx
+            .sql(&format!("COPY (SELECT 1) TO '{}'", out.display()))
+            .await
+            .expect("plans");
+        assert!(df.collect().await.is_err());
+        assert!(!out.exists(), "a refused COPY wrote its file");
+        let df = ctx.sql("SELECT 41 + 1").await.expect("plans");
+        let batches = df.collect().await.expect("a read runs");
+        assert_eq!(batches[0].num_rows(), 1);
     }
 }

@@ -38,8 +38,8 @@ pub enum AlertsCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  fnwatch alerts send --lake ./lake                         # every output, alerts of the last 24 h
-  fnwatch alerts send --lake ./lake --since -7d --output siem
+  fnwatch alerts send --lake ./lake                         # every output, everything it is owed
+  fnwatch alerts send --lake ./lake --since -7d --output siem  # only alerts stored in the last 7 days
   FNWATCH__OUTPUTS__SIEM__ADDRESS=10.0.0.5:6514 fnwatch alerts send --lake ./lake
 
 Each output gets the stored alerts it admits (min_severity, kinds, functions)
@@ -47,7 +47,11 @@ that it has not acknowledged, oldest first; acknowledged alerts are recorded in
 LAKE/_outputs/NAME/delivered.ids, so running this again sends only what is new,
 and a crash re-sends at most the batch in flight (receivers can drop repeats by
 the alert id). When an output is down, delivery is retried with backoff for the
-output's `retry_for`; what is still owed waits for the next run.")]
+output's `retry_for`; what is still owed waits for the next run, however long
+the outage (there is no look-back limit unless --since asks for one). A batch
+the receiver refuses for its content (HTTP 400, 413, 422) is split; an alert it
+refuses on its own is parked in LAKE/_outputs/NAME/parked.jsonl and reported,
+and delivery goes on (delete the file to try parked alerts again).")]
 pub struct SendArgs {
     /// The lake folder.
     #[arg(long, value_name = "PATH")]
@@ -55,14 +59,10 @@ pub struct SendArgs {
     /// The configuration file with the `[[outputs]]`.
     #[arg(long, value_name = "PATH", default_value = config::DEFAULT_PATH)]
     pub config: PathBuf,
-    /// Consider alerts stored (detected) since TIME: RFC 3339, a date, or relative (-24h).
-    #[arg(
-        long,
-        default_value = "-24h",
-        value_name = "TIME",
-        allow_hyphen_values = true
-    )]
-    pub since: String,
+    /// Only consider alerts stored (detected) since TIME: RFC 3339, a date,
+    /// or relative (-24h). Default: every stored alert the output is owed.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
     /// Deliver to this output only (repeatable; default: every output).
     #[arg(long = "output", value_name = "NAME")]
     pub outputs: Vec<String>,
@@ -85,19 +85,15 @@ pub async fn run(a: AlertsArgs) -> anyhow::Result<()> {
     match a.command {
         AlertsCommand::Send(s) => {
             let (cfg, path) = config::load(Some(&s.config))?;
-            let since = parse_time(&s.since, now()?).context("--since")?;
+            let since = match &s.since {
+                Some(t) => Some(parse_time(t, now()?).context("--since")?.timestamp_micros()),
+                None => None,
+            };
             let lake = Lake::open(&s.lake)
                 .await
                 .with_context(|| format!("opening lake {}", s.lake))?;
             let outputs = select(&cfg.outputs, &s.outputs, &path)?;
-            send(
-                &lake,
-                &outputs,
-                since.timestamp_micros(),
-                s.dry_run,
-                &mut std::io::stdout(),
-            )
-            .await
+            send(&lake, &outputs, since, s.dry_run, &mut std::io::stdout()).await
         }
         AlertsCommand::Test(t) => {
             let (cfg, path) = config::load(Some(&t.config))?;
@@ -137,12 +133,13 @@ pub fn select<'a>(
         .collect()
 }
 
-/// Delivers what each output is owed among the alerts stored since
-/// `since_us`; every output is tried even when one fails.
+/// Delivers what each output is owed among the stored alerts (or those
+/// stored since `since_us`, when given); every output is tried even when
+/// one fails.
 pub async fn send(
     lake: &Lake,
     outputs: &[&OutputConfig],
-    since_us: i64,
+    since_us: Option<i64>,
     dry_run: bool,
     report: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
@@ -165,7 +162,8 @@ pub async fn send(
     let origin = Origin::local();
     let mut failures = Vec::new();
     for o in outputs {
-        match send_one(lake, o, &alerts, origin.clone(), dry_run).await {
+        let complete = since_us.is_none();
+        match send_one(lake, o, &alerts, complete, origin.clone(), dry_run).await {
             Ok(line) => writeln!(report, "{line}")?,
             Err(e) => {
                 writeln!(report, "{}: FAILED: {e:#}", o.name)?;
@@ -184,15 +182,31 @@ pub async fn send(
     Ok(())
 }
 
+/// `complete`: `alerts` holds every stored alert, so the ledger's ids of
+/// alerts not among them (gone from the lake) can be pruned.
 async fn send_one(
     lake: &Lake,
     o: &OutputConfig,
     alerts: &[AlertRecord],
+    complete: bool,
     origin: Origin,
     dry_run: bool,
 ) -> anyhow::Result<String> {
     let mut ledger = Ledger::open(&state_dir(&lake.local_state_root()?, &o.name))?;
+    if complete && !dry_run {
+        let live: std::collections::HashSet<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+        ledger.prune(|id| live.contains(id))?;
+    }
     let p: Plan<'_> = plan(o, alerts, &ledger);
+    let parked_before = if p.parked > 0 {
+        format!(
+            "; {} parked earlier (see {})",
+            thousands(p.parked as u64),
+            ledger.parked_path().display()
+        )
+    } else {
+        String::new()
+    };
     let owed = p.items.len();
     let held = if p.limited > 0 {
         format!(
@@ -208,7 +222,7 @@ async fn send_one(
     };
     if dry_run || owed == 0 {
         return Ok(format!(
-            "{}: {} to send{held}; {} delivered before; {} below its filters{}",
+            "{}: {} to send{held}; {} delivered before; {} below its filters{parked_before}{}",
             o.name,
             thousands(owed as u64),
             thousands(p.already as u64),
@@ -242,8 +256,18 @@ async fn send_one(
     }
     let r = result?;
     let secs = start.elapsed().as_secs_f64();
+    let parked_now = if r.parked.is_empty() {
+        String::new()
+    } else {
+        let (id, why) = &r.parked[0];
+        format!(
+            "; PARKED {} alerts the receiver refused (first: {id}: {why}; all in {})",
+            thousands(r.parked.len() as u64),
+            ledger.parked_path().display()
+        )
+    };
     Ok(format!(
-        "{}: delivered {} messages for {} alerts{held} to {} in {secs:.1} s ({:.0}/s){}; {} delivered before",
+        "{}: delivered {} messages for {} alerts{held} to {} in {secs:.1} s ({:.0}/s){}; {} delivered before{parked_now}{parked_before}",
         o.name,
         thousands(r.messages as u64),
         thousands(r.alerts as u64),

@@ -75,8 +75,9 @@ pub struct DetectArgs {
     /// Do not append the alerts to the lake's `alerts` table.
     #[arg(long, conflicts_with = "send")]
     pub no_store: bool,
-    /// Then deliver what the outputs of the configuration are owed (as
-    /// `fnwatch alerts send --since <--from>` does).
+    /// Then deliver everything the outputs of the configuration are owed,
+    /// this window's alerts and any an earlier run could not deliver (as
+    /// `fnwatch alerts send` does).
     #[arg(long)]
     pub send: bool,
     /// The configuration file with the `[[outputs]]` (for --send).
@@ -177,7 +178,9 @@ pub async fn run(a: DetectArgs) -> anyhow::Result<()> {
     }
     if let Some((cfg, path)) = &config {
         let outputs = super::alerts::select(&cfg.outputs, &[], path)?;
-        super::alerts::send(&lake, &outputs, window.from.timestamp_micros(), false, s).await?;
+        // Everything the outputs are owed, not only this window's alerts:
+        // what an earlier run could not deliver is still owed.
+        super::alerts::send(&lake, &outputs, None, false, s).await?;
     }
     Ok(())
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use fnwatch_analytics::server::config::{
-    DEFAULT_USER, PASSWORD_ENV, parse_duration, parse_memory, show_duration,
+    DEFAULT_USER, PASSWORD_ENV, parse_bytes, parse_duration, parse_memory, show_duration,
 };
-use fnwatch_analytics::server::{Access, Server, ServerConfig, TlsFiles};
+use fnwatch_analytics::server::{Access, Limits, Server, ServerConfig, TlsFiles};
 use fnwatch_analytics::session::LakeSession;
 
 use super::{human_bytes, thousands};
@@ -30,8 +30,11 @@ log in with SCRAM-SHA-256 (psql, libpq and JDBC drivers from 2018 on); any
 database name is accepted. Passwords are never taken on the command line.
 
 Only reads run: SELECT, WITH, EXPLAIN, SHOW, cursors. CREATE, INSERT, UPDATE,
-DELETE, DROP, COPY and SET of DataFusion settings are refused: the lake is
-changed only by fnwatch commands. Tables: events, dead_letters, alerts; the
+DELETE, DROP, COPY and SET of DataFusion settings (timezone included: it is
+shared by every connection) are refused: the lake is changed only by fnwatch
+commands. range(), repeat(), lpad() and the like need a literal size of at
+most 1,048,576. Password logins on a non-loopback address without TLS are
+served with a warning. Tables: events, dead_letters, alerts; the
 per-type views of queries/views.sql; pg_catalog and information_schema for
 clients (psql \\d, \\dt, \\dv; DBeaver, Metabase, Grafana).")]
 pub struct ServerArgs {
@@ -73,6 +76,28 @@ pub struct ServerArgs {
     /// Look for new lake commits this often (off: serve the snapshot read at start).
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_limit)]
     pub refresh: Limit,
+    /// Connections open at once; more are refused ("too many clients").
+    #[arg(long, default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Failed logins from one address before it must wait (1 s, doubling
+    /// with each further failure, up to 15 min).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_failed_logins: u32,
+    /// Cut a result once it holds this many bytes (a NOTICE tells the client).
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_result_bytes: usize,
+    /// Fail a statement whose result has a row wider than this.
+    #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_row_bytes: usize,
+    /// Folder for the spill files of large sorts and joins (default: the
+    /// system's temp folder).
+    #[arg(long, value_name = "PATH")]
+    pub spill_dir: Option<PathBuf>,
+    /// Disk all spill files may take together; a query needing more fails.
+    #[arg(long, default_value = "10GiB", value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_spill: usize,
 }
 
 /// A duration or none (`off`); a newtype so clap does not take the `Option`
@@ -132,6 +157,14 @@ pub async fn run(a: ServerArgs) -> anyhow::Result<()> {
         max_rows,
         max_memory: a.max_memory.0,
         refresh: a.refresh.0,
+        limits: Limits {
+            max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
+            max_failed_logins: a.max_failed_logins,
+            max_result_bytes: a.max_result_bytes,
+            max_row_bytes: a.max_row_bytes,
+            spill_dir: a.spill_dir.clone(),
+            max_spill: a.max_spill as u64,
+        },
     };
     let has_tls = config.tls.is_some();
     let server = Server::bind(&a.lake, session, config)

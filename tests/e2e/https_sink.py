@@ -5,7 +5,8 @@ CLI to make its certificate).
 
 Usage:
     python3 tests/e2e/https_sink.py --dir DIR [--port 0] [--fail-first N]
-        [--hang-first M] [--hang-seconds S] [--delay-seconds S] [--token TOKEN] [--verbose]
+        [--hang-first M] [--hang-seconds S] [--delay-seconds S] [--token TOKEN]
+        [--max-body BYTES] [--refuse-containing TEXT] [--verbose]
 
 - Makes a self-signed certificate for localhost and 127.0.0.1 (subjectAltName
   DNS:localhost, IP:127.0.0.1; CA:FALSE, so rustls accepts it as the server's
@@ -18,6 +19,10 @@ Usage:
     * with --token, a POST without `Authorization: Splunk TOKEN` or
       `Authorization: Bearer TOKEN` gets 401 {"text":"Invalid token","code":4};
       it does not count towards N or M below;
+    * with --max-body, a POST whose (decompressed) body is longer gets 413
+      {"text":"Content too large","code":27}; with --refuse-containing, one
+      whose body contains TEXT gets 400 {"text":"Invalid data format","code":6}
+      (as HEC answers an event it cannot parse); neither counts towards N or M;
     * the first N POSTs (over the server's life) get 503 with Retry-After: 1
       and {"text":"Server is busy","code":9};
     * the next M POSTs get no answer for S seconds (--hang-seconds, default
@@ -228,6 +233,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.sink.record(False, self.entry(seq, raw, 401))
             self.reply(401, INVALID_TOKEN)
             return
+        plain = raw
+        if "gzip" in self.headers.get("Content-Encoding", "").lower():
+            try:
+                plain = gzip.decompress(raw)
+            except OSError:
+                pass
+        if self.server.max_body is not None and len(plain) > self.server.max_body:
+            self.sink.record(False, self.entry(seq, raw, 413))
+            self.reply(413, b'{"text":"Content too large","code":27}')
+            return
+        refuse = self.server.refuse_containing
+        if refuse is not None and refuse.encode("utf-8") in plain:
+            self.sink.record(False, self.entry(seq, raw, 400))
+            self.reply(400, b'{"text":"Invalid data format","code":6}')
+            return
         outcome = self.sink.next_outcome()
         if outcome == "fail":
             self.sink.record(False, self.entry(seq, raw, 503))
@@ -276,6 +296,8 @@ def main():
     ap.add_argument("--token")
     ap.add_argument("--delay-seconds", type=float, default=0.0, metavar="S",
                     help="pause before answering each successful POST (a slow receiver)")
+    ap.add_argument("--max-body", type=int, default=None, metavar="BYTES")
+    ap.add_argument("--refuse-containing", default=None, metavar="TEXT")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
@@ -291,6 +313,8 @@ def main():
     server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                     do_handshake_on_connect=False)
     server.verbose = args.verbose
+    server.max_body = args.max_body
+    server.refuse_containing = args.refuse_containing
     server.sink = Sink(directory, args.fail_first, args.hang_first, args.hang_seconds, args.token,
                        args.delay_seconds)
     port = server.server_address[1]

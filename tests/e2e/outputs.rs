@@ -805,3 +805,252 @@ fn configuration_mistakes_get_clear_errors() {
     let r = send(&f.lake, &bad, &[]);
     assert!(r.stderr.contains("host:port"), "{}", r.stderr);
 }
+
+/// Ids of every event in the 200-answered POSTs, in the order received.
+fn hec_ids(sink: &HttpsSink) -> Vec<String> {
+    let mut reqs = sink.received();
+    reqs.sort_by_key(|r| r["seq"].as_i64().unwrap());
+    let mut ids = Vec::new();
+    for req in reqs {
+        for line in req["body"].as_str().unwrap().lines() {
+            let ev: Value = serde_json::from_str(line).unwrap();
+            ids.push(ev["event"]["id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+/// A SIEM down for three days: `detect --send` runs on three days while it
+/// is unreachable (each keeps what it cannot deliver), and the first run
+/// after it is back delivers everything owed, oldest first, once; there is
+/// no look-back window that would forget the first days.
+#[test]
+fn an_output_down_for_three_days_catches_up_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let tel = dir.path().join("telemetry");
+    let lake = dir.path().join("lake");
+    let lake_s = lake.to_str().unwrap();
+    fnwatch(&[
+        "simulate",
+        "--out",
+        tel.to_str().unwrap(),
+        "--seed",
+        "31",
+        "--start",
+        "2026-11-10",
+        "--days",
+        "5",
+        "--invocations-per-day",
+        "800",
+        "--attacks-per-class",
+        "2",
+    ])
+    .ok();
+    fnwatch(&["ingest", "--lake", lake_s, tel.to_str().unwrap()]).ok();
+    fnwatch(&[
+        "train",
+        "--lake",
+        lake_s,
+        "--from",
+        "2026-11-10",
+        "--to",
+        "2026-11-12",
+    ])
+    .ok();
+
+    // The receiver's certificate exists; then the receiver goes away.
+    let port = crate::receivers::free_port();
+    let https = dir.path().join("https");
+    drop(HttpsSink::start(&https, &["--port", &port.to_string()]));
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[outputs]]\nname = \"siem\"\ntype = \"splunk-hec\"\nurl = \"https://127.0.0.1:{port}/services/collector/event\"\ntoken_env = \"TEST_HEC_TOKEN\"\nca_file = \"{}\"\nmin_severity = \"low\"\nbatch_size = 7\ntimeout = \"2s\"\nretry_for = \"1s\"\nretry_max_backoff = \"1s\"\n",
+            https.join("cert.pem").display()
+        ),
+    );
+    let detect = |day: &str, next: &str, now: &str| {
+        crate::common::fnwatch_env(
+            &[
+                "detect",
+                "--lake",
+                lake_s,
+                "--from",
+                day,
+                "--to",
+                next,
+                "--send",
+                "--config",
+                config.to_str().unwrap(),
+                "--output",
+                dir.path().join(format!("{day}.jsonl")).to_str().unwrap(),
+            ],
+            &[("FNWATCH_NOW", now), ("TEST_HEC_TOKEN", "t")],
+        )
+    };
+    // Down: two days of detections are stored but not delivered.
+    for (day, next, now) in [
+        ("2026-11-12", "2026-11-13", "2026-11-13T01:00:00Z"),
+        ("2026-11-13", "2026-11-14", "2026-11-14T01:00:00Z"),
+    ] {
+        let r = detect(day, next, now);
+        assert!(
+            r.stdout.contains("FAILED") && r.stdout.contains("stay queued"),
+            "{day}: {}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    // Back three days after the first detection: the next detect --send
+    // delivers its own alerts and every earlier one.
+    let sink = HttpsSink::start(&https, &["--port", &port.to_string()]);
+    let r = detect("2026-11-14", "2026-11-15", "2026-11-16T06:00:00Z").ok();
+    assert!(r.stdout.contains("siem: delivered"), "{}", r.stdout);
+
+    let days = crate::common::count(
+        &lake,
+        "SELECT count(DISTINCT date_trunc('day', detected_at)) FROM alerts",
+    );
+    assert_eq!(days, 3, "alerts detected on three days");
+    let stored: Vec<String> = query(&lake, "SELECT id FROM alerts ORDER BY time, id")
+        .into_iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(stored.len() >= 10, "{} alerts", stored.len());
+    assert_eq!(
+        hec_ids(&sink),
+        stored,
+        "every stored alert, once, oldest first"
+    );
+
+    // Nothing is owed any more.
+    let r = crate::common::fnwatch_env(
+        &[
+            "alerts",
+            "send",
+            "--lake",
+            lake_s,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[
+            ("FNWATCH_NOW", "2026-11-20T00:00:00Z"),
+            ("TEST_HEC_TOKEN", "t"),
+        ],
+    )
+    .ok();
+    assert!(r.stdout.contains("siem: 0 to send"), "{}", r.stdout);
+    // --since still filters when asked.
+    let r = crate::common::fnwatch_env(
+        &[
+            "alerts",
+            "send",
+            "--lake",
+            lake_s,
+            "--config",
+            config.to_str().unwrap(),
+            "--since",
+            "2026-11-16",
+            "--dry-run",
+        ],
+        &[("TEST_HEC_TOKEN", "t")],
+    )
+    .ok();
+    let day3 = crate::common::count(
+        &lake,
+        "SELECT count(*) FROM alerts WHERE detected_at >= TIMESTAMP '2026-11-16T00:00:00Z'",
+    );
+    assert!(
+        r.stdout.contains(&format!("{day3} delivered before")),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A receiver that refuses a batch's content (HEC 413 for too large a body,
+/// 400 for an event it cannot take) does not block the output: batches are
+/// split, an alert refused on its own is parked (recorded and reported),
+/// and every other alert is delivered in order.
+#[test]
+fn refused_batches_are_split_and_bad_alerts_parked() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = HttpsSink::start(
+        &dir.path().join("https"),
+        &["--max-body", "6000", "--refuse-containing", "evil|fn=1"],
+    );
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[outputs]]\nname = \"hec-split\"\ntype = \"splunk-hec\"\nurl = \"https://127.0.0.1:{}/services/collector/event\"\ntoken_env = \"TEST_HEC_TOKEN\"\nca_file = \"{}\"\nmin_severity = \"low\"\nbatch_size = 16\nretry_for = \"5s\"\n",
+            sink.port,
+            sink.cert().display()
+        ),
+    );
+    let run = || {
+        crate::common::fnwatch_env(
+            &[
+                "alerts",
+                "send",
+                "--lake",
+                f.lake.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &[("TEST_HEC_TOKEN", "t")],
+        )
+    };
+    let r = run().ok();
+    assert!(r.stdout.contains("PARKED"), "{}\n{}", r.stdout, r.stderr);
+    let statuses: Vec<i64> = sink
+        .attempts()
+        .iter()
+        .filter_map(|a| a["status"].as_i64())
+        .collect();
+    assert!(
+        statuses.contains(&413),
+        "no batch was too large: {statuses:?}"
+    );
+    assert!(statuses.contains(&400), "{statuses:?}");
+
+    let parked_text =
+        std::fs::read_to_string(f.lake.join("_outputs/hec-split/parked.jsonl")).unwrap();
+    let parked: BTreeSet<String> = parked_text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let hostile: BTreeSet<String> = f
+        .alerts
+        .iter()
+        .filter(|(_, a)| a["function"] == HOSTILE_FN)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(!hostile.is_empty());
+    assert!(hostile.is_subset(&parked), "{parked_text}");
+    assert!(parked_text.contains("400"), "{parked_text}");
+
+    let received = hec_ids(&sink);
+    let got: BTreeSet<String> = received.iter().cloned().collect();
+    assert_eq!(got.len(), received.len(), "an alert was delivered twice");
+    assert!(got.is_disjoint(&parked));
+    let all: BTreeSet<String> = f.alerts.keys().cloned().collect();
+    let both: BTreeSet<String> = got.union(&parked).cloned().collect();
+    assert_eq!(both, all, "every alert delivered or parked");
+    let order: Vec<String> = query(&f.lake, "SELECT id FROM alerts ORDER BY time, id")
+        .into_iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .filter(|id| got.contains(id))
+        .collect();
+    assert_eq!(received, order, "delivered in order");
+
+    // The next run owes nothing and says what is parked.
+    let r = run().ok();
+    assert!(
+        r.stdout.contains("0 to send") && r.stdout.contains("parked earlier"),
+        "{}",
+        r.stdout
+    );
+}

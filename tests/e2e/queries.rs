@@ -141,3 +141,113 @@ fn parameters_and_stdin_queries() {
     .ok();
     assert_eq!(r.stdout, "n\n2\n");
 }
+
+/// Every file under `dir` (path and size), to show nothing was written.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("entry");
+            let meta = e.metadata().expect("metadata");
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `fnwatch sql` (a query, a saved query file, stdin) runs reads only: each
+/// way to write, including through EXPLAIN ANALYZE, is refused, the lake's
+/// rows stay, and no file appears.
+#[test]
+fn sql_refuses_every_way_to_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let file = write(
+        dir.path(),
+        "in.jsonl",
+        format!(
+            "{}\n{}\n{}\n",
+            dns_line("f", "r1", "a.example.com"),
+            dns_line("g", "r2", "b.example.com"),
+            invocation_line("f", "r1"),
+        )
+        .as_bytes(),
+    );
+    ingest(&lake, &[&file]);
+    let l = lake.to_str().expect("utf-8");
+    let before = files_under(dir.path());
+    let events = count(&lake, "SELECT count(*) FROM events");
+    assert_eq!(events, 3);
+
+    let writes = [
+        "EXPLAIN ANALYZE INSERT OVERWRITE events SELECT * FROM events WHERE false",
+        "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events",
+        "EXPLAIN INSERT INTO events SELECT * FROM events",
+        "EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'",
+        "EXPLAIN COPY (SELECT 1) TO 'x.csv'",
+        "COPY (SELECT 1) TO 'x.csv'",
+        "COPY events TO 'x.parquet'",
+        "INSERT INTO events SELECT * FROM events",
+        "INSERT OVERWRITE events SELECT * FROM events WHERE false",
+        "CREATE TABLE t AS SELECT 1",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'x.csv'",
+        "DROP TABLE events",
+        "DROP VIEW dns",
+        "DELETE FROM events",
+        "UPDATE events SET function = 'x'",
+        "SET datafusion.execution.batch_size = 1",
+        "SET timezone = '+05:00'",
+        "RESET datafusion.execution.batch_size",
+        "WITH gone AS (DELETE FROM events RETURNING *) SELECT * FROM gone",
+        "SELECT * INTO t FROM events",
+    ];
+    for sql in writes {
+        let o = Command::new(bin())
+            .args(["sql", "--lake", l, sql])
+            .current_dir(dir.path())
+            .output()
+            .expect("fnwatch runs");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{sql} was not refused: {stderr}");
+        assert!(
+            stderr.contains("is not allowed: only queries are allowed here"),
+            "{sql}: {stderr}"
+        );
+    }
+    // The same through a saved query file and through stdin.
+    let q = write(
+        dir.path(),
+        "shared.sql",
+        b"-- looks like a hunt\nEXPLAIN ANALYZE INSERT OVERWRITE events SELECT * FROM events WHERE false;\n",
+    );
+    let r = fnwatch(&["sql", "--lake", l, "--file", q.to_str().expect("utf-8")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("INSERT is not allowed"), "{}", r.stderr);
+    let r = fnwatch_stdin(
+        &["sql", "--lake", l],
+        b"EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'",
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("COPY is not allowed"), "{}", r.stderr);
+
+    assert_eq!(count(&lake, "SELECT count(*) FROM events"), events);
+    let mut after = files_under(dir.path());
+    after.retain(|(p, _)| p != &q);
+    assert_eq!(before, after, "a refused statement wrote a file");
+    // Reads still work, EXPLAIN ANALYZE of a query included.
+    let r = fnwatch(&[
+        "sql",
+        "--lake",
+        l,
+        "EXPLAIN ANALYZE SELECT count(*) FROM events",
+    ])
+    .ok();
+    assert!(r.stdout.contains("metrics"), "{}", r.stdout);
+}

@@ -854,3 +854,255 @@ fn a_jdbc_client_lists_tables_and_columns_and_queries() {
     );
     assert!(lines.iter().any(|l| l.starts_with("row ")), "{stdout}");
 }
+
+/// Every file under `dir` (path and size), to show nothing was written.
+fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Writes hidden in EXPLAIN ANALYZE, COPY to a file, DDL, DML and SET of
+/// shared settings: each refused over the wire, the lake's rows unchanged
+/// and no file written.
+#[test]
+fn hidden_writes_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+    let before = files_under(dir.path());
+    let out = dir.path().join("x.csv");
+    let out = out.to_str().unwrap();
+    for sql in [
+        "EXPLAIN ANALYZE INSERT OVERWRITE events SELECT * FROM events WHERE false".to_string(),
+        "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events WHERE false".to_string(),
+        format!("EXPLAIN ANALYZE COPY (SELECT 1) TO '{out}'"),
+        format!("COPY (SELECT 1) TO '{out}'"),
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "DROP VIEW dns".to_string(),
+        "INSERT INTO events SELECT * FROM events".to_string(),
+        "SET datafusion.execution.target_partitions = 1".to_string(),
+        "SET timezone = '+05:00'".to_string(),
+    ] {
+        let r = server.psql("analyst", Some(PASSWORD), &["-c", &sql]);
+        assert_ne!(r.code, 0, "{sql} was not refused: {r:?}");
+        assert!(
+            r.stderr.contains("is not allowed") || r.stderr.contains("syntax error"),
+            "{sql}: {r:?}"
+        );
+    }
+    assert_eq!(server.query("SELECT count(*) FROM events"), "3011");
+    server.query("SELECT count(*) FROM dns");
+    assert_eq!(
+        before,
+        files_under(dir.path()),
+        "a refused statement wrote a file"
+    );
+}
+
+/// `SET timezone` would change DataFusion's time zone for every
+/// connection: it is refused, and another connection's results keep UTC.
+#[test]
+fn one_connection_cannot_set_the_time_zone_of_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &[], Some(PASSWORD));
+    // now()'s type names the session's time zone.
+    let show = "SELECT arrow_typeof(now())";
+    let zone = server.query(show);
+    for sql in ["SET timezone = '+05:00'", "SET TimeZone TO 'Asia/Tokyo'"] {
+        let r = server.psql("analyst", Some(PASSWORD), &["-c", sql]);
+        assert_ne!(r.code, 0, "{sql} was accepted: {r:?}");
+        assert!(r.stderr.contains("shared by all connections"), "{r:?}");
+    }
+    assert_eq!(
+        server.query(show),
+        zone,
+        "another connection's zone changed"
+    );
+    // The per-connection form still answers (clients send it).
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-At", "-c", "SET TIME ZONE 'UTC'", "-c", "SELECT 1"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(server.query(show), zone);
+}
+
+/// Statements over `pg_*` tables are bounded too: a generator that would
+/// build 2 billion elements is refused before it runs, and a large
+/// catalogue result is cut.
+#[test]
+fn catalogue_statements_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &["--max-rows", "5"], Some(PASSWORD));
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-c", "SELECT unnest(range(1, 2000000000)) FROM pg_class"],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("range(...) is not allowed here")
+            && r.stderr.contains("2000000000 elements"),
+        "{r:?}"
+    );
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &[
+            "-c",
+            "SELECT repeat('x', n) FROM pg_class, (SELECT 5 AS n) t",
+        ],
+    );
+    assert_ne!(r.code, 0, "a size not known before running: {r:?}");
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-At", "-c", "SELECT unnest(range(1, 100000)) FROM pg_class"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 10_000, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("result cut to its first 10000 rows"),
+        "{r:?}"
+    );
+    // Streaming generate_series in FROM stays allowed (and cut).
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-At", "-c", "SELECT * FROM generate_series(1, 1000000000)"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 5, "{r:?}");
+}
+
+/// A row wider than --max-row-bytes fails its statement; a result larger
+/// than --max-result-bytes is cut with a NOTICE.
+#[test]
+fn wide_rows_and_large_results_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(
+        &lake,
+        &["--max-row-bytes", "1KiB", "--max-result-bytes", "20KiB"],
+        Some(PASSWORD),
+    );
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-c", "SELECT repeat('x', 5000)"],
+    );
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("wider than the server's limit of 1024 bytes"),
+        "{r:?}"
+    );
+    let r = server.psql(
+        "analyst",
+        Some(PASSWORD),
+        &["-At", "-c", "SELECT repeat('y', 500) FROM events"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let rows = r.stdout.lines().count();
+    assert!(rows > 10 && rows < 50, "{rows} rows: {}", r.stderr);
+    assert!(r.stderr.contains("result cut at 20480 bytes"), "{r:?}");
+}
+
+/// Connections beyond --max-connections are refused with PostgreSQL's
+/// "too many clients", and accepted again once others close.
+#[test]
+fn connections_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &["--max-connections", "2"], Some(PASSWORD));
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = server.psql("analyst", Some(PASSWORD), &["-At", "-c", "SELECT 1"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("too many clients"), "{r:?}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.query("SELECT 1"), "1");
+}
+
+/// After --max-failed-logins wrong passwords from one address, even the
+/// right password waits out the back-off; then it works again.
+#[test]
+fn failed_logins_back_off_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let server = Server::start(&lake, &["--max-failed-logins", "2"], Some(PASSWORD));
+    for _ in 0..2 {
+        let r = server.psql("analyst", Some("wrong"), &["-c", "SELECT 1"]);
+        assert!(r.stderr.contains("password authentication failed"), "{r:?}");
+    }
+    let r = server.psql("analyst", Some(PASSWORD), &["-At", "-c", "SELECT 1"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("too many failed logins"), "{r:?}");
+    assert!(
+        server
+            .log()
+            .contains("too many failed logins from this address"),
+        "{}",
+        server.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.query("SELECT 1"), "1");
+    // A success cleared the count: one more failure does not block.
+    let r = server.psql("analyst", Some("wrong"), &["-c", "SELECT 1"]);
+    assert!(r.stderr.contains("password authentication failed"), "{r:?}");
+    assert_eq!(server.query("SELECT 1"), "1");
+}
+
+/// Password logins on a non-loopback address without TLS are served, with
+/// a warning in the log.
+#[test]
+fn plaintext_passwords_on_the_network_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let mut child = Command::new(bin())
+        .args(["server", "--lake"])
+        .arg(&lake)
+        .args(["--listen", "0.0.0.0:0"])
+        .env("FNWATCH_SQL_PASSWORD", PASSWORD)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("fnwatch server: ") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = strip_ansi(&seen);
+    assert!(
+        seen.contains("password logins on 0.0.0.0:0 without TLS"),
+        "{seen}"
+    );
+}

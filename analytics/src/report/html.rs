@@ -303,8 +303,15 @@ fn table(h: &mut String, s: &Section, max: usize) {
     }
 }
 
-/// `1234567` → `1,234,567` (integers), else one decimal.
+/// `1234567` → `1,234,567` (integers), else one decimal; `NaN`, `∞` and
+/// `-∞` as such (they have no digits to group).
 pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "∞".into() } else { "-∞".into() };
+    }
     if v.fract() != 0.0 {
         let whole = fmt_num(v.trunc());
         return format!(
@@ -333,4 +340,19 @@ fn parse_us(s: &str) -> i64 {
                 .map(|t| t.and_utc().timestamp_micros())
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod fmt_tests {
+    use super::fmt_num;
+
+    #[test]
+    fn numbers_group_and_non_finite_ones_end() {
+        assert_eq!(fmt_num(1_234_567.0), "1,234,567");
+        assert_eq!(fmt_num(-1234.25), "-1,234.3");
+        // These recursed until the stack overflowed.
+        assert_eq!(fmt_num(f64::NAN), "NaN");
+        assert_eq!(fmt_num(f64::INFINITY), "∞");
+        assert_eq!(fmt_num(f64::NEG_INFINITY), "-∞");
+    }
 }

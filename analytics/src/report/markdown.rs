@@ -6,12 +6,25 @@ use std::fmt::Write;
 use super::html::fmt_num;
 use super::{Report, Section};
 
-/// A table cell: pipes escaped, line breaks flattened.
-fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-        .replace('<', "&lt;")
+/// A table cell: Markdown's punctuation escaped (pipes end cells; `[ ] ( )`
+/// and `!` make links and images a domain or function name could use to
+/// point readers elsewhere or load a tracking image; `` ` * _ ~ `` format),
+/// `<` as an entity (no HTML), line breaks and other separators flattened.
+pub fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' | '|' | '[' | ']' | '(' | ')' | '!' | '`' | '*' | '_' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() || crate::sinks::render::is_line_separator(c) => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn table(m: &mut String, s: &Section, max: usize) {
@@ -101,4 +114,26 @@ pub fn render(r: &Report) -> String {
         }
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn cells_cannot_make_links_images_or_new_rows() {
+        let hostile =
+            "![x](https://evil.example/t.png) [click](javascript:alert(1)) a|b\nc\u{2028}d <b>";
+        let c = cell(hostile);
+        assert_eq!(
+            c,
+            "\\!\\[x\\]\\(https://evil.example/t.png\\) \\[click\\]\\(javascript:alert\\(1\\)\\) a\\|b c d &lt;b&gt;"
+        );
+        // Every `[`, `(` and `!` is escaped: none starts a link or image.
+        for (i, ch) in c.char_indices() {
+            if matches!(ch, '[' | ']' | '(' | ')' | '!' | '|') {
+                assert_eq!(&c[i - 1..i], "\\", "unescaped {ch} at {i} in {c}");
+            }
+        }
+    }
 }

@@ -6,11 +6,18 @@
 //! made-up but stable salt, so the exchange looks the same as for a known
 //! user with a wrong password and user names cannot be probed. Failures are
 //! logged at WARN with the user name and the peer, never the password.
+//!
+//! After `max_failed_logins` failures from one address, that address must
+//! wait before its next login is even looked at: 1 s, doubling with each
+//! further failure up to 15 min; a successful login clears the count. The
+//! table of addresses is bounded (expired entries are dropped first).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion_postgres::pgwire;
@@ -98,6 +105,75 @@ impl AuthSource for ScramUsers {
 /// parameter into the metadata, so a client could forge a key there.
 pub(crate) struct Authenticated;
 
+/// Failed logins per address, with the back-off they earned.
+pub(crate) struct Failures {
+    /// Failures allowed before an address must wait.
+    free: u32,
+    by_addr: Mutex<HashMap<IpAddr, Failed>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failed {
+    count: u32,
+    /// No login from the address is looked at before this.
+    until: Option<Instant>,
+}
+
+/// Addresses remembered at most (then the oldest back-offs are forgotten).
+const FAILURE_TABLE: usize = 10_000;
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+const LONGEST_WAIT: Duration = Duration::from_secs(15 * 60);
+
+impl Failures {
+    pub(crate) fn new(free: u32) -> Failures {
+        Failures {
+            free: free.max(1),
+            by_addr: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `ip` must still wait, if it must.
+    pub(crate) fn wait(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let table = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        let until = table.get(&ip)?.until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Counts a failure; returns the wait it earned, if any.
+    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let mut table = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        if table.len() >= FAILURE_TABLE && !table.contains_key(&ip) {
+            table.retain(|_, f| f.until.is_some_and(|u| u > now));
+            if table.len() >= FAILURE_TABLE {
+                // Still full of live back-offs: forget the one ending first.
+                if let Some(oldest) = table.iter().min_by_key(|(_, f)| f.until).map(|(ip, _)| *ip) {
+                    table.remove(&oldest);
+                }
+            }
+        }
+        let f = table.entry(ip).or_insert(Failed {
+            count: 0,
+            until: None,
+        });
+        f.count = f.count.saturating_add(1);
+        if f.count < self.free {
+            return None;
+        }
+        let doublings = (f.count - self.free).min(20);
+        let wait = FIRST_WAIT
+            .saturating_mul(1u32 << doublings)
+            .min(LONGEST_WAIT);
+        f.until = Some(now + wait);
+        Some(wait)
+    }
+
+    /// A successful login clears the address's count.
+    pub(crate) fn succeeded(&self, ip: IpAddr) {
+        let mut table = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        table.remove(&ip);
+    }
+}
+
 /// What every connection's startup handler shares.
 pub(crate) struct AuthShared {
     mode: Mode,
@@ -105,6 +181,7 @@ pub(crate) struct AuthShared {
     require_tls: bool,
     connections: Arc<ConnectionManager>,
     parameters: Arc<DefaultServerParameterProvider>,
+    failures: Failures,
 }
 
 enum Mode {
@@ -140,6 +217,7 @@ impl AuthShared {
             require_tls: false,
             connections,
             parameters: Arc::new(parameters()),
+            failures: Failures::new(5),
         })
     }
 
@@ -149,12 +227,19 @@ impl AuthShared {
             require_tls: false,
             connections,
             parameters: Arc::new(parameters()),
+            failures: Failures::new(5),
         }
     }
 
     /// The same, refusing connections without TLS when `require` is set.
     pub(crate) fn requiring_tls(mut self, require: bool) -> AuthShared {
         self.require_tls = require;
+        self
+    }
+
+    /// The same, making an address wait after `free` failed logins.
+    pub(crate) fn limiting_failures(mut self, free: u32) -> AuthShared {
+        self.failures = Failures::new(free);
         self
     }
 
@@ -184,16 +269,24 @@ pub(crate) struct Startup {
     logged: AtomicBool,
     /// Told when the start-up is refused, so the connection is closed.
     refused: Arc<Notify>,
+    /// Set (to the limit) when the connection is one too many.
+    over_limit: Option<usize>,
 }
 
 impl Startup {
-    /// `refused` is notified when this connection's start-up is refused.
-    pub(crate) fn new(shared: Arc<AuthShared>, refused: Arc<Notify>) -> Startup {
+    /// `refused` is notified when this connection's start-up is refused;
+    /// `over_limit` refuses it at once (the server's `max_connections`).
+    pub(crate) fn new(
+        shared: Arc<AuthShared>,
+        refused: Arc<Notify>,
+        over_limit: Option<usize>,
+    ) -> Startup {
         Startup {
             shared,
             sasl: OnceLock::new(),
             logged: AtomicBool::new(false),
             refused,
+            over_limit,
         }
     }
 
@@ -249,6 +342,29 @@ impl Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(max) = self.over_limit {
+            // PostgreSQL's code and wording for max_connections.
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "53300".into(),
+                format!("sorry, too many clients already (this server takes {max} connections)"),
+            ))));
+        }
+        let ip = client.socket_addr().ip();
+        if matches!(self.shared.mode, Mode::Scram { .. })
+            && matches!(message, PgWireFrontendMessage::Startup(_))
+            && let Some(wait) = self.shared.failures.wait(ip, Instant::now())
+        {
+            warn!(peer = %client.socket_addr(), wait_s = wait.as_secs_f64(), "login refused: too many failed logins from this address");
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                format!(
+                    "too many failed logins from {ip}; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ))));
+        }
         if self.shared.require_tls && !client.is_secure() {
             warn!(peer = %client.socket_addr(), "connection without TLS refused");
             // PostgreSQL's code for a connection its pg_hba.conf rejects.
@@ -282,6 +398,7 @@ impl Startup {
                 let ready = matches!(client.state(), PgWireConnectionState::ReadyForQuery);
                 if ready {
                     client.session_extensions().insert(Authenticated);
+                    self.shared.failures.succeeded(ip);
                 }
                 if ready && !self.logged.swap(true, Ordering::Relaxed) {
                     let meta = client.metadata();
@@ -304,7 +421,8 @@ impl Startup {
                     Mode::Scram { users, .. } => users.knows(&name),
                     Mode::Open => false,
                 };
-                warn!(user = %name, known_user = known, peer = %peer, "password authentication failed");
+                let wait = self.shared.failures.failed(ip, Instant::now());
+                warn!(user = %name, known_user = known, peer = %peer, back_off_s = wait.map(|w| w.as_secs_f64()), "password authentication failed");
                 // PostgreSQL's wording, which clients and people look for.
                 Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                     "FATAL".into(),

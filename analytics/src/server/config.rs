@@ -38,6 +38,41 @@ pub struct ServerConfig {
     /// How often to look for new lake commits (`None`: serve the snapshot
     /// read at start).
     pub refresh: Option<Duration>,
+    /// The other limits (connections, logins, result bytes, spills).
+    pub limits: Limits,
+}
+
+/// Limits against one client (or one address) taking the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections open at once; more are refused with SQLSTATE 53300.
+    pub max_connections: usize,
+    /// Failed logins from one address before it must wait; each further
+    /// failure doubles the wait (from 1 s up to 15 min).
+    pub max_failed_logins: u32,
+    /// Encoded bytes of one statement's result held at most (cut with a
+    /// NOTICE beyond).
+    pub max_result_bytes: usize,
+    /// Encoded bytes of one result row at most (the statement fails beyond).
+    pub max_row_bytes: usize,
+    /// Where sorts, joins and aggregations spill (`None`: the system's temp
+    /// folder).
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes all spill files may take together.
+    pub max_spill: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 64,
+            max_failed_logins: 5,
+            max_result_bytes: 256 << 20,
+            max_row_bytes: 16 << 20,
+            spill_dir: None,
+            max_spill: 10 << 30,
+        }
+    }
 }
 
 /// The certificate chain and private key of the TLS endpoint.
@@ -280,6 +315,19 @@ pub fn parse_memory(s: &str) -> std::result::Result<Option<usize>, String> {
         })?;
         return Ok(Some((total as f64 * pct / 100.0) as usize));
     }
+    let bytes = parse_bytes(t).map_err(|_| bad())?;
+    if bytes < 1_000_000 {
+        return Err(format!(
+            "`{s}` is too little memory to run queries (at least 1MB)"
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// Parses a size in bytes: `1000`, `64KiB`, `256MB`, `10GB`.
+pub fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let bad = || format!("`{s}` is not a size such as 64KiB, 256MB or 10GB");
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -298,12 +346,10 @@ pub fn parse_memory(s: &str) -> std::result::Result<Option<usize>, String> {
         _ => return Err(bad()),
     };
     let bytes = num * scale;
-    if bytes < 1e6 {
-        return Err(format!(
-            "`{s}` is too little memory to run queries (at least 1MB)"
-        ));
+    if !bytes.is_finite() || bytes < 1.0 || bytes > usize::MAX as f64 {
+        return Err(bad());
     }
-    Ok(Some(bytes as usize))
+    Ok(bytes as usize)
 }
 
 /// This machine's memory (Linux: MemTotal of /proc/meminfo).

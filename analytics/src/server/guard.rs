@@ -6,9 +6,19 @@
 //! It is an allow-list, so a statement DataFusion learns to run tomorrow is
 //! refused until it is listed here; and it walks nested statements, so
 //! `EXPLAIN ANALYZE INSERT ...`, `WITH x AS (DELETE ...) SELECT ...` and
-//! `SELECT ... INTO t` are refused too. `SET` of DataFusion settings is
-//! refused because the server's DataFusion context is shared by every
-//! connection.
+//! `SELECT ... INTO t` are refused too. `SET` of DataFusion settings
+//! (including `SET timezone = ...`, DataFusion's alias of
+//! `datafusion.execution.time_zone`) is refused because the server's
+//! DataFusion context is shared by every connection.
+//!
+//! On the server, [`check_server`] also refuses calls of functions that build
+//! their whole result in memory from a size argument (`range`,
+//! `generate_series` as a scalar, `repeat`, `lpad`, ...) when that size is
+//! not a number within [`MAX_GENERATED`]: DataFusion evaluates them outside
+//! the memory pool (even while planning, when the arguments are constants),
+//! so `SELECT unnest(range(1, 2000000000)) FROM pg_class` would take 16 GB
+//! before any row limit could act. `generate_series` in FROM streams its rows
+//! and stays allowed.
 
 use std::ops::ControlFlow;
 
@@ -16,7 +26,10 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{ObjectName, Query, Set, SetExpr, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query, Set, SetExpr,
+    Statement, UnaryOperator, Value, Visit, Visitor,
+};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
@@ -34,6 +47,9 @@ pub enum Refusal {
     ReadOnly { what: String },
     /// `SET` of a setting shared by every connection.
     SharedSetting { name: String },
+    /// A function call that would build a result too large, or of a size
+    /// not known before it runs.
+    TooLarge { call: String, why: String },
 }
 
 impl Refusal {
@@ -44,6 +60,7 @@ impl Refusal {
                 "SET {name} is not allowed: the server's DataFusion settings are shared by all \
                  connections and cannot be changed over SQL"
             ),
+            Refusal::TooLarge { call, why } => format!("{call} is not allowed here: {why}"),
         }
     }
 
@@ -54,8 +71,12 @@ impl Refusal {
                  change the lake"
             }
             Refusal::SharedSetting { .. } => {
-                "session settings such as statement_timeout, TimeZone, DateStyle, search_path \
-                 and application_name can be set"
+                "session settings such as statement_timeout, DateStyle, search_path, \
+                 extra_float_digits and application_name can be set"
+            }
+            Refusal::TooLarge { .. } => {
+                "give the sizes as numbers within the limit, or use generate_series(...) in FROM, \
+                 which streams its rows"
             }
         }
     }
@@ -67,6 +88,8 @@ impl Refusal {
         let code = match self {
             Refusal::ReadOnly { .. } => "25006",
             Refusal::SharedSetting { .. } => "42501",
+            // program_limit_exceeded
+            Refusal::TooLarge { .. } => "54000",
         };
         let mut info = ErrorInfo::new("ERROR".into(), code.into(), self.message());
         info.hint = Some(self.hint().into());
@@ -74,23 +97,51 @@ impl Refusal {
     }
 }
 
-/// Checks one parsed statement.
+/// Checks one parsed statement against the allow-list.
 pub fn check(stmt: &Statement) -> Result<(), Refusal> {
-    let mut walker = Walker;
+    let mut walker = Walker { sizes: false };
     match stmt.visit(&mut walker) {
         ControlFlow::Break(refusal) => Err(refusal),
         ControlFlow::Continue(()) => Ok(()),
     }
 }
 
-/// Visits the statement and every statement and query nested in it.
-struct Walker;
+/// [`check`], and the sizes of functions that build their result in memory
+/// (what the SQL server runs).
+pub fn check_server(stmt: &Statement) -> Result<(), Refusal> {
+    let mut walker = Walker { sizes: true };
+    match stmt.visit(&mut walker) {
+        ControlFlow::Break(refusal) => Err(refusal),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// The most elements (list items, or characters) one call of a
+/// result-building function may produce on the server.
+pub const MAX_GENERATED: i128 = 1 << 20;
+
+/// Visits the statement and every statement, query and expression nested in
+/// it.
+struct Walker {
+    /// Also check the sizes of result-building function calls.
+    sizes: bool,
+}
 
 impl Visitor for Walker {
     type Break = Refusal;
 
     fn pre_visit_statement(&mut self, stmt: &Statement) -> ControlFlow<Refusal> {
         match allowed(stmt) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(r) => ControlFlow::Break(r),
+        }
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Refusal> {
+        if !self.sizes {
+            return ControlFlow::Continue(());
+        }
+        match generated_size(expr) {
             Ok(()) => ControlFlow::Continue(()),
             Err(r) => ControlFlow::Break(r),
         }
@@ -162,10 +213,124 @@ fn check_set(set: &Set) -> Result<(), Refusal> {
 fn check_variable(name: &ObjectName) -> Result<(), Refusal> {
     let text = name.to_string();
     let plain = text.trim_matches('"').to_ascii_lowercase();
-    if plain.contains('.') || plain.starts_with("datafusion") {
+    // `timezone` is DataFusion's alias of `datafusion.execution.time_zone`.
+    if plain.contains('.') || plain.starts_with("datafusion") || plain == "timezone" {
         return Err(Refusal::SharedSetting { name: text });
     }
     Ok(())
+}
+
+/// Functions whose result is built whole in memory from a size argument,
+/// and which arguments give the size.
+fn size_rule(name: &str) -> Option<SizeRule> {
+    match name {
+        "range" | "generate_series" | "gen_series" => Some(SizeRule::Series),
+        "repeat" | "array_repeat" | "lpad" | "rpad" | "array_resize" => Some(SizeRule::Count(1)),
+        _ => None,
+    }
+}
+
+enum SizeRule {
+    /// (stop) or (start, stop[, step]): the number of elements.
+    Series,
+    /// The argument at this position is the count.
+    Count(usize),
+}
+
+/// Refuses a call of a result-building function whose size is not an
+/// integer literal within [`MAX_GENERATED`].
+fn generated_size(expr: &Expr) -> Result<(), Refusal> {
+    let Expr::Function(f) = expr else {
+        return Ok(());
+    };
+    let name = f
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+        .unwrap_or_default();
+    let Some(rule) = size_rule(&name) else {
+        return Ok(());
+    };
+    let args: Vec<&Expr> = match &f.args {
+        FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                FunctionArg::Named {
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                }
+                | FunctionArg::ExprNamed {
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => Some(e),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let call = format!("{name}(...)");
+    let unknown = || Refusal::TooLarge {
+        call: call.clone(),
+        why: format!(
+            "on this server its size must be an integer literal (at most {MAX_GENERATED} \
+             elements), as it is built whole in memory"
+        ),
+    };
+    let size: i128 = match rule {
+        SizeRule::Series => {
+            let n: Vec<i128> = args
+                .iter()
+                .map(|e| integer(e))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(unknown)?;
+            let (start, stop, step) = match n.as_slice() {
+                [stop] => (0, *stop, 1),
+                [start, stop] => (*start, *stop, 1),
+                [start, stop, step] => (*start, *stop, *step),
+                _ => return Err(unknown()),
+            };
+            if step == 0 {
+                0
+            } else {
+                ((stop - start) / step).max(0) + 1
+            }
+        }
+        SizeRule::Count(i) => args.get(i).and_then(|e| integer(e)).ok_or_else(unknown)?,
+    };
+    if size > MAX_GENERATED {
+        return Err(Refusal::TooLarge {
+            call,
+            why: format!(
+                "it would build {size} elements in memory; this server allows at most \
+                 {MAX_GENERATED} per call"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// An integer literal, possibly signed or in parentheses.
+fn integer(e: &Expr) -> Option<i128> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<i128>().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => integer(expr).map(|n| -n),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        }
+        | Expr::Nested(expr) => integer(expr),
+        _ => None,
+    }
 }
 
 /// Whether a query body (through set operations and parentheses) is a
@@ -288,7 +453,7 @@ impl QueryHook for ReadOnlyGuard {
 }
 
 fn refuse<C: ClientInfo + ?Sized>(statement: &Statement, client: &C) -> Option<PgWireError> {
-    let refusal = check(statement).err()?;
+    let refusal = check_server(statement).err()?;
     tracing::info!(
         user = client.metadata().get("user").map(String::as_str).unwrap_or(""),
         peer = %client.socket_addr(),

@@ -14,8 +14,15 @@
 //! long from memory alone (a cross join of cross joins) can overrun it until
 //! the server's memory pool makes it spill or fail; that is why the server
 //! runs with a memory limit.
-//! Catalogue queries (psql's `\d`, JDBC metadata) are exempt from the row
-//! limit, not from the time-out.
+//! Catalogue queries (psql's `\d`, JDBC metadata) may return up to
+//! [`CATALOGUE_ROWS`] rows even under a smaller `max_rows`, so `\d` stays
+//! whole; they are bounded like every other statement otherwise (they used
+//! to be exempt, which let `SELECT ... FROM pg_class` return without limit).
+//!
+//! Besides rows, the encoded result held per statement is bounded in bytes
+//! (`max_result_bytes`: cut with a NOTICE) and so is one row
+//! (`max_row_bytes`: the statement fails with SQLSTATE 54000), so a few
+//! very wide rows cannot take the memory the row limit was meant to bound.
 
 use std::fmt::Debug;
 use std::ops::ControlFlow;
@@ -48,26 +55,41 @@ use crate::session::clean_message;
 /// hook stores it in the connection's metadata (milliseconds).
 const CLIENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
 
+/// The rows a catalogue query may return whatever `max_rows` is.
+pub(crate) const CATALOGUE_ROWS: usize = 10_000;
+
+/// The size limits of one statement's result.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResultLimits {
+    pub(crate) max_rows: usize,
+    pub(crate) max_result_bytes: usize,
+    pub(crate) max_row_bytes: usize,
+}
+
 /// Runs statements through datafusion-postgres under the server's limits.
 pub(crate) struct LimitedQueries {
     inner: Arc<DfSessionService>,
     parser: Arc<GatedParser>,
     timeout: Option<Duration>,
     max_rows: usize,
+    max_result_bytes: usize,
+    max_row_bytes: usize,
 }
 
 impl LimitedQueries {
     pub(crate) fn new(
         inner: Arc<DfSessionService>,
         timeout: Option<Duration>,
-        max_rows: usize,
+        limits: ResultLimits,
     ) -> LimitedQueries {
         let parser = Arc::new(GatedParser(ExtendedQueryHandler::query_parser(&*inner)));
         LimitedQueries {
             inner,
             parser,
             timeout,
-            max_rows: max_rows.max(1),
+            max_rows: limits.max_rows.max(1),
+            max_result_bytes: limits.max_result_bytes.max(1),
+            max_row_bytes: limits.max_row_bytes.max(1),
         }
     }
 
@@ -87,8 +109,10 @@ impl LimitedQueries {
         }
     }
 
-    /// Pulls a result's rows (at most `max_rows`, unless it is a catalogue
-    /// query), sending a NOTICE first when there were more.
+    /// Pulls a result's rows (at most `max_rows`, or [`CATALOGUE_ROWS`] for a
+    /// catalogue query, and at most `max_result_bytes`), sending a NOTICE
+    /// first when there were more; a row wider than `max_row_bytes` fails
+    /// the statement.
     async fn bound<C>(
         &self,
         client: &mut C,
@@ -102,28 +126,49 @@ impl LimitedQueries {
         let Response::Query(mut result) = response else {
             return Ok(response);
         };
-        let limit = if catalogue { usize::MAX } else { self.max_rows };
+        let limit = if catalogue {
+            self.max_rows.max(CATALOGUE_ROWS)
+        } else {
+            self.max_rows
+        };
         let mut rows = Vec::new();
-        let mut cut = false;
+        let mut bytes = 0usize;
+        let mut cut = None;
         while let Some(row) = result.data_rows().next().await {
             let row = row?;
             if rows.len() == limit {
-                cut = true;
+                cut = Some(Cut::Rows(limit));
                 break;
             }
+            let size = row.data.len();
+            if size > self.max_row_bytes {
+                info!(
+                    user = client.metadata().get(METADATA_USER).map(String::as_str).unwrap_or(""),
+                    peer = %client.socket_addr(),
+                    row_bytes = size,
+                    max_row_bytes = self.max_row_bytes,
+                    "row wider than the limit refused"
+                );
+                return Err(row_too_wide(size, self.max_row_bytes));
+            }
+            if bytes + size > self.max_result_bytes {
+                cut = Some(Cut::Bytes(self.max_result_bytes));
+                break;
+            }
+            bytes += size;
             rows.push(row);
         }
-        if cut {
+        if let Some(cut) = cut {
             info!(
                 user = client.metadata().get(METADATA_USER).map(String::as_str).unwrap_or(""),
                 peer = %client.socket_addr(),
-                max_rows = self.max_rows,
-                "result cut at the row limit"
+                rows = rows.len(),
+                bytes,
+                limit = ?cut,
+                "result cut at a limit"
             );
             client
-                .send(PgWireBackendMessage::NoticeResponse(cut_notice(
-                    self.max_rows,
-                )))
+                .send(PgWireBackendMessage::NoticeResponse(cut_notice(cut)))
                 .await?;
         }
         let mut bounded = QueryResponse::new(
@@ -174,15 +219,40 @@ fn catalogue_statements(query: &str) -> Vec<bool> {
         .unwrap_or_default()
 }
 
-fn cut_notice(max_rows: usize) -> NoticeResponse {
-    let mut info = ErrorInfo::new(
-        "NOTICE".into(),
-        "01000".into(),
-        format!("result cut to its first {max_rows} rows: the server's row limit (--max-rows)"),
-    );
+/// Which limit cut a result.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Rows(usize),
+    Bytes(usize),
+}
+
+fn cut_notice(cut: Cut) -> NoticeResponse {
+    let message = match cut {
+        Cut::Rows(n) => {
+            format!("result cut to its first {n} rows: the server's row limit (--max-rows)")
+        }
+        Cut::Bytes(n) => {
+            format!("result cut at {n} bytes: the server's result size limit (--max-result-bytes)")
+        }
+    };
+    let mut info = ErrorInfo::new("NOTICE".into(), "01000".into(), message);
     info.hint =
         Some("add a LIMIT, aggregate, or narrow the time range to see every row you need".into());
     info.into()
+}
+
+fn row_too_wide(size: usize, limit: usize) -> PgWireError {
+    let mut info = ErrorInfo::new(
+        "ERROR".into(),
+        // program_limit_exceeded
+        "54000".into(),
+        format!(
+            "a result row of {size} bytes is wider than the server's limit of {limit} bytes \
+             (--max-row-bytes)"
+        ),
+    );
+    info.hint = Some("select fewer or shorter columns (substr, left) for wide values".into());
+    PgWireError::UserError(Box::new(info))
 }
 
 fn timeout_error(limit: Duration, server_limit: bool) -> PgWireError {

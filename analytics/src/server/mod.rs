@@ -33,6 +33,7 @@
 //!     max_rows: 100_000,
 //!     max_memory: Some(4 << 30),
 //!     refresh: None,
+//!     limits: Default::default(),
 //! };
 //! let server = Server::bind("./lake", session, config).await?;
 //! server.run(std::future::pending()).await
@@ -45,6 +46,8 @@ pub mod guard;
 mod limits;
 mod tls;
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
 
@@ -71,12 +74,12 @@ use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-pub use config::{Access, ServerConfig, TlsFiles, Users};
+pub use config::{Access, Limits, ServerConfig, TlsFiles, Users};
 
 use crate::error::{AnalyticsError, Result};
 use crate::session::{LakeSession, VIEWS_SQL};
 use auth::{AuthShared, Startup};
-use limits::{Errors, LimitedQueries};
+use limits::{Errors, LimitedQueries, ResultLimits};
 
 /// A bound, not yet serving, endpoint.
 pub struct Server {
@@ -87,13 +90,40 @@ pub struct Server {
     ctx: SessionContext,
     lake: String,
     refresh: Option<Duration>,
+    max_connections: usize,
+}
+
+/// The warning for a server that takes passwords on a network address
+/// without TLS: they cross the network where others can read them (SCRAM
+/// hides the password itself, not the queries and results, and a
+/// man-in-the-middle can relay the exchange).
+pub fn plaintext_password_warning(config: &ServerConfig) -> Option<String> {
+    let passwords = matches!(config.access, Access::Passwords(_));
+    let plain = config.tls.is_none() || config.allow_plaintext;
+    if passwords && plain && !config.listen.ip().is_loopback() {
+        Some(format!(
+            "password logins on {} without TLS: queries, results and the login exchange cross \
+             the network unencrypted; give --tls-cert and --tls-key{}",
+            config.listen,
+            if config.tls.is_some() {
+                " without --allow-plaintext"
+            } else {
+                ""
+            }
+        ))
+    } else {
+        None
+    }
 }
 
 impl Server {
     /// Prepares the context (adds `pg_catalog`), the authenticator and TLS,
     /// and binds the address. `lake` is the lake's spec, for refreshes.
     pub async fn bind(lake: &str, session: LakeSession, config: ServerConfig) -> Result<Server> {
-        let ctx = with_memory_limit(session.context(), config.max_memory)?;
+        if let Some(warning) = plaintext_password_warning(&config) {
+            warn!("{warning}");
+        }
+        let ctx = with_runtime_limits(session.context(), config.max_memory, &config.limits)?;
         let catalog = ctx
             .state()
             .config()
@@ -120,7 +150,8 @@ impl Server {
             Access::Passwords(users) => AuthShared::scram(users, cert_pem, connections.clone())?,
             Access::Open => AuthShared::open(connections.clone()),
         }
-        .requiring_tls(tls.is_some() && !config.allow_plaintext);
+        .requiring_tls(tls.is_some() && !config.allow_plaintext)
+        .limiting_failures(config.limits.max_failed_logins);
 
         // The guard first: a refused statement never reaches another hook.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
@@ -137,7 +168,11 @@ impl Server {
             queries: Arc::new(LimitedQueries::new(
                 service,
                 config.query_timeout,
-                config.max_rows,
+                ResultLimits {
+                    max_rows: config.max_rows,
+                    max_result_bytes: config.limits.max_result_bytes,
+                    max_row_bytes: config.limits.max_row_bytes,
+                },
             )),
             auth: Arc::new(auth),
             cancel: Arc::new(DefaultCancelHandler::new(connections)),
@@ -157,6 +192,7 @@ impl Server {
             ctx,
             lake: lake.to_string(),
             refresh: config.refresh,
+            max_connections: config.limits.max_connections.max(1),
         })
     }
 
@@ -182,6 +218,7 @@ impl Server {
             .refresh
             .map(|every| tokio::spawn(refresh_loop(self.ctx.clone(), self.lake.clone(), every)));
         tokio::pin!(shutdown);
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -195,11 +232,18 @@ impl Server {
                             continue;
                         }
                     };
-                    debug!(peer = %peer, "connection opened");
+                    let slot = Slot::take(&open);
+                    let over = slot.count > self.max_connections;
+                    if over {
+                        warn!(peer = %peer, open = slot.count - 1, max_connections = self.max_connections, "too many connections; refusing one");
+                    } else {
+                        debug!(peer = %peer, "connection opened");
+                    }
                     let refused = Arc::new(Notify::new());
                     let handlers = Arc::new(Connection {
                         shared: self.handlers.clone(),
                         refused: refused.clone(),
+                        over_limit: over.then_some(self.max_connections),
                     });
                     let tls = self.tls.clone();
                     tokio::spawn(async move {
@@ -220,6 +264,7 @@ impl Server {
                             () = close => debug!(peer = %peer, "refused connection closed"),
                         }
                         debug!(peer = %peer, "connection closed");
+                        drop(slot);
                     });
                 }
             }
@@ -232,17 +277,62 @@ impl Server {
     }
 }
 
+/// One open connection, counted until dropped.
+struct Slot {
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Open connections with this one.
+    count: usize,
+}
+
+impl Slot {
+    fn take(open: &Arc<std::sync::atomic::AtomicUsize>) -> Slot {
+        let count = open.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        Slot {
+            open: open.clone(),
+            count,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The lake's context (same catalogue, settings and object stores) with a
 /// memory pool of `limit` bytes shared by all queries, so one query cannot
 /// take the machine's memory (sorts, joins and aggregations spill or fail
-/// with "Resources exhausted" instead).
-fn with_memory_limit(ctx: &SessionContext, limit: Option<usize>) -> Result<SessionContext> {
-    let Some(limit) = limit else {
-        return Ok(ctx.clone());
-    };
+/// with "Resources exhausted" instead), and spills kept to the limits'
+/// folder and size.
+pub(crate) fn with_runtime_limits(
+    ctx: &SessionContext,
+    limit: Option<usize>,
+    limits: &Limits,
+) -> Result<SessionContext> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     let state = ctx.state();
-    let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
-        .with_memory_limit(limit, 1.0)
+    let mode = match &limits.spill_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                AnalyticsError::Server(format!(
+                    "cannot create the spill folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            DiskManagerMode::Directories(vec![dir.clone()])
+        }
+        None => DiskManagerMode::OsTmpDirectory,
+    };
+    let disk = DiskManagerBuilder::default()
+        .with_mode(mode)
+        .with_max_temp_directory_size(limits.max_spill);
+    let mut builder =
+        RuntimeEnvBuilder::from_runtime_env(state.runtime_env()).with_disk_manager_builder(disk);
+    if let Some(limit) = limit {
+        builder = builder.with_memory_limit(limit, 1.0);
+    }
+    let runtime = builder
         .build_arc()
         .map_err(|e| AnalyticsError::Execution(format!("setting the memory limit: {e}")))?;
     let state = SessionStateBuilder::new_from_existing(state)
@@ -267,6 +357,9 @@ struct Handlers {
 struct Connection {
     shared: Arc<Handlers>,
     refused: Arc<Notify>,
+    /// Set (to the limit) when this connection is over `max_connections`:
+    /// its start-up is refused.
+    over_limit: Option<usize>,
 }
 
 impl PgWireServerHandlers for Connection {
@@ -280,7 +373,11 @@ impl PgWireServerHandlers for Connection {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         // Its own: it holds the SASL exchange's state.
-        Arc::new(Startup::new(self.shared.auth.clone(), self.refused.clone()))
+        Arc::new(Startup::new(
+            self.shared.auth.clone(),
+            self.refused.clone(),
+            self.over_limit,
+        ))
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {

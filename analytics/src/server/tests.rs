@@ -311,3 +311,163 @@ fn memory_sizes() {
         assert!(parse_memory("50%").unwrap().unwrap() > 1 << 20);
     }
 }
+
+fn guard_server(sql: &str) -> Result<(), Refusal> {
+    let statements = PostgresCompatibilityParser::new()
+        .parse(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    statements.iter().try_for_each(super::guard::check_server)
+}
+
+#[test]
+fn writes_inside_explain_analyze_and_copy_are_refused() {
+    for sql in [
+        "EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'",
+        "EXPLAIN ANALYZE DELETE FROM alerts",
+        "EXPLAIN ANALYZE VERBOSE INSERT INTO events SELECT * FROM events WHERE false",
+        "COPY (SELECT 1) TO 'x.csv'",
+    ] {
+        assert!(
+            matches!(guard(sql), Err(Refusal::ReadOnly { .. })),
+            "{sql}: {:?}",
+            guard(sql)
+        );
+    }
+}
+
+#[test]
+fn set_timezone_is_shared_and_refused() {
+    // DataFusion maps `timezone` to datafusion.execution.time_zone, which
+    // every connection shares.
+    for sql in [
+        "SET timezone = '+05:00'",
+        "SET TimeZone TO 'Asia/Tokyo'",
+        "SET TIME ZONE = 'UTC'",
+        "SET SESSION timezone = 'UTC'",
+    ] {
+        assert!(
+            matches!(guard(sql), Err(Refusal::SharedSetting { .. })),
+            "{sql}: {:?}",
+            guard(sql)
+        );
+    }
+    // The PostgreSQL form is answered per connection (client metadata only).
+    assert_eq!(guard("SET TIME ZONE 'UTC'"), Ok(()));
+}
+
+#[test]
+fn result_building_functions_need_small_literal_sizes() {
+    for sql in [
+        "SELECT unnest(range(1, 2000000000)) FROM pg_class",
+        "SELECT range(2000000000)",
+        "SELECT generate_series(-5, 5000000000, 2)",
+        "SELECT repeat('x', 1000000000)",
+        "SELECT lpad('x', 2000000000, 'y')",
+        "SELECT array_repeat(1, 100000000)",
+        "SELECT repeat('x', n) FROM (SELECT 5 AS n) t",
+        "SELECT range(1, (SELECT 2000000000))",
+        "SELECT count(*) FROM events WHERE function IN (SELECT repeat(function, 99999999) FROM events)",
+    ] {
+        assert!(
+            matches!(guard_server(sql), Err(Refusal::TooLarge { .. })),
+            "{sql}: {:?}",
+            guard_server(sql)
+        );
+        // `fnwatch sql` (a local user) is not limited so.
+        assert_eq!(guard(sql), Ok(()), "{sql}");
+    }
+    for sql in [
+        "SELECT unnest(range(1, 1000)) FROM pg_class",
+        "SELECT range(10, 1, -1)",
+        "SELECT repeat('-', 40)",
+        "SELECT lpad(function, 30, ' ') FROM events",
+        "SELECT * FROM generate_series(1, 100000000000)",
+        "SELECT * FROM range(1, 5000000000)",
+    ] {
+        assert_eq!(guard_server(sql), Ok(()), "{sql}");
+    }
+    let e = guard_server("SELECT unnest(range(1, 2000000000)) FROM pg_class").unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("range(...) is not allowed here: it would build 2000000000 elements"),
+        "{}",
+        e.message()
+    );
+}
+
+#[test]
+fn failed_logins_back_off_doubling_per_address() {
+    use super::auth::Failures;
+    use std::time::Instant;
+    let f = Failures::new(3);
+    let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+    let t = Instant::now();
+    assert_eq!(f.failed(a, t), None);
+    assert_eq!(f.failed(a, t), None);
+    assert_eq!(f.failed(a, t), Some(Duration::from_secs(1)));
+    assert_eq!(f.wait(a, t), Some(Duration::from_secs(1)));
+    assert_eq!(f.wait(b, t), None, "other addresses are not affected");
+    assert_eq!(f.failed(a, t), Some(Duration::from_secs(2)));
+    assert_eq!(f.failed(a, t), Some(Duration::from_secs(4)));
+    for _ in 0..30 {
+        f.failed(a, t);
+    }
+    assert_eq!(f.wait(a, t), Some(Duration::from_secs(15 * 60)), "capped");
+    assert_eq!(f.wait(a, t + Duration::from_secs(15 * 60)), None);
+    f.succeeded(a);
+    assert_eq!(f.failed(a, t), None, "a success clears the count");
+}
+
+#[test]
+fn plaintext_passwords_off_loopback_are_warned_about() {
+    use super::{ServerConfig, plaintext_password_warning};
+    let config = |listen: &str, access: Access, tls: bool| ServerConfig {
+        listen: listen.parse().unwrap(),
+        access,
+        tls: tls.then(|| super::TlsFiles {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+        }),
+        allow_plaintext: false,
+        query_timeout: None,
+        max_rows: 10,
+        max_memory: None,
+        refresh: None,
+        limits: Default::default(),
+    };
+    let users = || Access::Passwords(Users::default().with("a", "b"));
+    let w = plaintext_password_warning(&config("0.0.0.0:5433", users(), false));
+    assert!(w.unwrap().contains("without TLS"));
+    assert!(plaintext_password_warning(&config("10.1.2.3:5433", users(), false)).is_some());
+    assert!(plaintext_password_warning(&config("127.0.0.1:5433", users(), false)).is_none());
+    assert!(plaintext_password_warning(&config("0.0.0.0:5433", users(), true)).is_none());
+    assert!(plaintext_password_warning(&config("127.0.0.1:5433", Access::Open, false)).is_none());
+}
+
+#[test]
+fn spills_go_to_the_folder_and_cap_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill");
+    let limits = super::Limits {
+        spill_dir: Some(spill.clone()),
+        max_spill: 123 << 20,
+        ..Default::default()
+    };
+    let ctx = super::with_runtime_limits(
+        &datafusion::prelude::SessionContext::new(),
+        Some(64 << 20),
+        &limits,
+    )
+    .unwrap();
+    let runtime = ctx.runtime_env();
+    assert_eq!(runtime.disk_manager.max_temp_directory_size(), 123 << 20);
+    assert!(spill.is_dir());
+    let file = runtime.disk_manager.create_tmp_file("test").unwrap();
+    assert!(
+        file.path().unwrap().starts_with(&spill),
+        "{:?} is not under {}",
+        file.path(),
+        spill.display()
+    );
+}

@@ -78,13 +78,14 @@ impl AlertRecord {
 pub const ALERT_COLUMNS: &str =
     "id, time, function, request_id, kind, severity, score, summary, evidence, detected_at, model";
 
-/// Reads the alerts stored (detected) at or after `since_us`, oldest first
-/// (by time of the offending event, then id).
-pub async fn read_alerts(session: &LakeSession, since_us: i64) -> Result<Vec<AlertRecord>> {
-    let since = rfc3339_us(since_us);
-    let sql = format!(
-        "SELECT {ALERT_COLUMNS} FROM alerts WHERE detected_at >= TIMESTAMP '{since}' ORDER BY time, id"
-    );
+/// Reads the stored alerts, oldest first (by time of the offending event,
+/// then id): all of them, or those stored (detected) at or after `since_us`.
+pub async fn read_alerts(session: &LakeSession, since_us: Option<i64>) -> Result<Vec<AlertRecord>> {
+    let filter = match since_us {
+        Some(us) => format!(" WHERE detected_at >= TIMESTAMP '{}'", rfc3339_us(us)),
+        None => String::new(),
+    };
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts{filter} ORDER BY time, id");
     let result = session.query(&sql).await?;
     let mut out = Vec::with_capacity(result.num_rows());
     for b in &result.batches {

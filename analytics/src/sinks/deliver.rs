@@ -53,6 +53,8 @@ pub struct Plan<'a> {
     pub filtered: usize,
     /// Alerts folded into summary messages.
     pub limited: usize,
+    /// Alerts parked earlier (the receiver refused them on their own).
+    pub parked: usize,
 }
 
 /// Works out what `cfg` owes from `alerts` (sorted by time, then id).
@@ -62,7 +64,9 @@ pub fn plan<'a>(cfg: &OutputConfig, alerts: &'a [AlertRecord], ledger: &Ledger) 
     p.filtered = alerts.len() - admitted.len();
     let Some(limit) = cfg.rate_limit else {
         for a in admitted {
-            if ledger.contains(&a.id) {
+            if ledger.is_parked(&a.id) {
+                p.parked += 1;
+            } else if ledger.contains(&a.id) {
                 p.already += 1;
             } else {
                 p.items.push(Item::One(a));
@@ -85,7 +89,9 @@ pub fn plan<'a>(cfg: &OutputConfig, alerts: &'a [AlertRecord], ledger: &Ledger) 
         );
         let r = rank.entry(key).or_insert(0);
         *r += 1;
-        if ledger.contains(&a.id) {
+        if ledger.is_parked(&a.id) {
+            p.parked += 1;
+        } else if ledger.contains(&a.id) {
             p.already += 1;
         } else if *r <= limit.max {
             p.items.push(Item::One(a));
@@ -177,13 +183,23 @@ pub struct Report {
     pub summaries: usize,
     /// Retries after failures.
     pub retries: usize,
+    /// Batches split in two because the receiver refused their content.
+    pub splits: usize,
+    /// Stored alerts parked in this run (the receiver refused them alone),
+    /// with why.
+    pub parked: Vec<(String, String)>,
 }
 
 /// Sends the plan's messages in batches, in order; records each acknowledged
 /// batch in the ledger. Retryable failures are retried with exponential
 /// backoff and jitter for up to the output's `retry_for`; then (or on a
 /// failure retrying cannot fix) it stops with an error saying how many
-/// messages are still owed. `progress` is told the messages done so far.
+/// messages are still owed. A batch whose content the receiver refuses
+/// (HTTP 400/413/422: too large, or an event it cannot take) is split in
+/// halves and each sent on its own, so one bad or oversized alert cannot
+/// block the output; a single message refused so is parked in the ledger
+/// (recorded with the receiver's answer, and reported) and delivery goes
+/// on. `progress` is told the messages done so far.
 pub async fn deliver(
     cfg: &OutputConfig,
     sink: &mut Sink,
@@ -193,62 +209,105 @@ pub async fn deliver(
 ) -> Result<Report> {
     let mut report = Report::default();
     let batch_size = cfg.batch_size();
-    for batch in plan.items.chunks(batch_size) {
+    // Batches still to send, next first; a split puts its halves in front.
+    let mut pending: std::collections::VecDeque<&[Item<'_>]> =
+        plan.items.chunks(batch_size).collect();
+    let mut done = 0usize;
+    while let Some(batch) = pending.pop_front() {
         let alerts: Vec<&AlertRecord> = batch.iter().map(Item::alert).collect();
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            match sink.send(&alerts).await {
-                Ok(()) => break,
-                Err(e) => {
-                    let waited = started.elapsed();
-                    let pause = e
-                        .retry_after
-                        .unwrap_or(backoff)
-                        .max(backoff)
-                        .min(cfg.retry_max_backoff);
-                    let pause = jitter(pause);
-                    if !e.retryable || waited + pause > cfg.retry_for {
-                        let owed = plan.items.len() - report.messages;
-                        return Err(AnalyticsError::Delivery(format!(
-                            "output `{}` ({}): {}{}; {owed} of {} messages not delivered, they stay queued for the next `fnwatch alerts send`",
-                            cfg.name,
-                            sink.target(),
-                            e.message,
-                            if e.retryable {
-                                format!(
-                                    " (gave up after retrying for {})",
-                                    humantime::format_duration(Duration::from_secs(
-                                        waited.as_secs()
-                                    ))
-                                )
-                            } else {
-                                String::new()
-                            },
-                            plan.items.len()
-                        )));
+        match send_with_retries(cfg, sink, &alerts, &mut report).await {
+            Ok(()) => {
+                ledger.record(batch.iter().flat_map(Item::covered_ids))?;
+                report.messages += batch.len();
+                for item in batch {
+                    match item {
+                        Item::One(_) => report.alerts += 1,
+                        Item::Summary { covers, .. } => {
+                            report.alerts += covers.len();
+                            report.summaries += 1;
+                        }
                     }
-                    tracing::warn!(output = %cfg.name, target = %sink.target(), retry_in_ms = pause.as_millis() as u64, error = %e.message, "delivery failed; retrying");
-                    report.retries += 1;
-                    tokio::time::sleep(pause).await;
-                    backoff = (backoff * 2).min(cfg.retry_max_backoff);
                 }
             }
-        }
-        ledger.record(batch.iter().flat_map(Item::covered_ids))?;
-        report.messages += batch.len();
-        for item in batch {
-            match item {
-                Item::One(_) => report.alerts += 1,
-                Item::Summary { covers, .. } => {
-                    report.alerts += covers.len();
-                    report.summaries += 1;
+            Err((e, _)) if e.refused_content && batch.len() > 1 => {
+                let (first, second) = batch.split_at(batch.len() / 2);
+                tracing::warn!(output = %cfg.name, target = %sink.target(), messages = batch.len(), error = %e.message, "the receiver refused a batch's content; sending it in halves");
+                report.splits += 1;
+                pending.push_front(second);
+                pending.push_front(first);
+                continue;
+            }
+            Err((e, _)) if e.refused_content => {
+                let item = &batch[0];
+                let at = rfc3339_us(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as i64)
+                        .unwrap_or(0),
+                );
+                let reason = format!("{}: {}", sink.target(), e.message);
+                ledger.park(item.covered_ids(), &reason, &at)?;
+                tracing::warn!(output = %cfg.name, target = %sink.target(), alert = %item.alert().id, error = %e.message, path = %ledger.parked_path().display(), "the receiver refused one alert; parked it and going on");
+                for id in item.covered_ids() {
+                    report.parked.push((id.to_string(), e.message.clone()));
                 }
             }
+            Err((e, waited)) => {
+                let owed = plan.items.len() - done;
+                return Err(AnalyticsError::Delivery(format!(
+                    "output `{}` ({}): {}{}; {owed} of {} messages not delivered, they stay queued for the next `fnwatch alerts send`",
+                    cfg.name,
+                    sink.target(),
+                    e.message,
+                    if e.retryable {
+                        format!(
+                            " (gave up after retrying for {})",
+                            humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                        )
+                    } else {
+                        String::new()
+                    },
+                    plan.items.len()
+                )));
+            }
         }
-        progress(report.messages);
+        done += batch.len();
+        progress(done);
     }
     Ok(report)
+}
+
+/// Sends one batch, retrying what can be retried for up to `retry_for`;
+/// the last failure and how long was spent retrying otherwise.
+async fn send_with_retries(
+    cfg: &OutputConfig,
+    sink: &mut Sink,
+    alerts: &[&AlertRecord],
+    report: &mut Report,
+) -> std::result::Result<(), (SendError, Duration)> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match sink.send(alerts).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let waited = started.elapsed();
+                let pause = e
+                    .retry_after
+                    .unwrap_or(backoff)
+                    .max(backoff)
+                    .min(cfg.retry_max_backoff);
+                let pause = jitter(pause);
+                if !e.retryable || waited + pause > cfg.retry_for {
+                    return Err((e, waited));
+                }
+                tracing::warn!(output = %cfg.name, target = %sink.target(), retry_in_ms = pause.as_millis() as u64, error = %e.message, "delivery failed; retrying");
+                report.retries += 1;
+                tokio::time::sleep(pause).await;
+                backoff = (backoff * 2).min(cfg.retry_max_backoff);
+            }
+        }
+    }
 }
 
 /// `d` scaled by a factor in [0.75, 1.25), so many senders retrying the same
@@ -268,5 +327,6 @@ pub fn failure(retryable: bool, message: impl Into<String>) -> SendError {
         retryable,
         retry_after: None,
         message: message.into(),
+        refused_content: false,
     }
 }

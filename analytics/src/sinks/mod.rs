@@ -32,6 +32,10 @@ pub struct SendError {
     pub retryable: bool,
     pub retry_after: Option<Duration>,
     pub message: String,
+    /// The receiver refused this batch's content (too large, or an event it
+    /// cannot take: HTTP 400, 413, 422), not the output as a whole: smaller
+    /// batches may pass, and a single alert it refuses is parked.
+    pub refused_content: bool,
 }
 
 /// A running output.

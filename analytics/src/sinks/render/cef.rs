@@ -5,14 +5,17 @@
 //! escaped with a backslash and a header may not span lines (line breaks and
 //! other control characters become spaces); in extension values `\` and `=`
 //! are escaped, CR and LF are written as `\r` and `\n`, and other control
-//! characters (but tab) become U+FFFD. Fields are capped at the sizes ArcSight
-//! accepts (name 512, msg 1023, custom strings 4000 bytes).
+//! characters (but tab) become U+FFFD. U+2028 and U+2029, which some readers
+//! take as line breaks, are treated as control characters. Fields are
+//! escaped first and then capped at the sizes ArcSight accepts (name 512,
+//! msg 1023, custom strings 4000 bytes), never inside an escape sequence or
+//! a UTF-8 character.
 
 use std::fmt::Write;
 
 use fnwatch_ingest::alerts::Severity;
 
-use super::{Origin, cap};
+use super::{Origin, escape_capped, is_line_separator};
 use crate::sinks::alert::AlertRecord;
 
 /// CEF severity (0-10) of an alert severity.
@@ -61,30 +64,36 @@ pub fn cef(a: &AlertRecord, origin: &Origin, out: &mut String) {
     }
 }
 
-/// A header field: `\` and `|` escaped, control characters as spaces.
+/// A header field: `\` and `|` escaped, control characters as spaces; at
+/// most `max` bytes once escaped.
 fn header(out: &mut String, v: &str, max: usize) {
-    for c in cap(v, max).chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
+    escape_capped(out, v, max, header_char);
+}
+
+fn header_char(c: char, out: &mut String) {
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '|' => out.push_str("\\|"),
+        c if c.is_control() || is_line_separator(c) => out.push(' '),
+        c => out.push(c),
     }
 }
 
-/// An extension value: `\` and `=` escaped, CR/LF as `\r`/`\n`.
+/// An extension value: `\` and `=` escaped, CR/LF as `\r`/`\n`; at most
+/// `max` bytes once escaped.
 fn ext(out: &mut String, v: &str, max: usize) {
-    for c in cap(v, max).chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '=' => out.push_str("\\="),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push('\t'),
-            c if c.is_control() => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
+    escape_capped(out, v, max, ext_char);
+}
+
+fn ext_char(c: char, out: &mut String) {
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '=' => out.push_str("\\="),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push('\t'),
+        c if c.is_control() || is_line_separator(c) => out.push('\u{FFFD}'),
+        c => out.push(c),
     }
 }
 

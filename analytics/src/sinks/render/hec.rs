@@ -41,5 +41,5 @@ pub fn hec_event(
         m.insert("index".into(), i.clone().into());
     }
     m.insert("event".into(), event);
-    out.push_str(&Value::Object(m).to_string());
+    super::push_json_line(out, &Value::Object(m).to_string());
 }

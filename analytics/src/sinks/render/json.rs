@@ -53,7 +53,7 @@ fn contract(a: &AlertRecord) -> Contract<'_> {
 pub fn contract_line(a: &AlertRecord, out: &mut String) {
     // Serialising plain strings and numbers cannot fail.
     if let Ok(s) = serde_json::to_string(&contract(a)) {
-        out.push_str(&s);
+        super::push_json_line(out, &s);
     }
 }
 

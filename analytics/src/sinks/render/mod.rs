@@ -8,6 +8,8 @@
 //! construction (serde escapes every control character).
 
 mod cef;
+#[cfg(test)]
+pub(crate) mod fuzz;
 mod hec;
 mod json;
 mod ocsf;
@@ -17,6 +19,39 @@ pub(crate) mod tests;
 pub use cef::{cef, cef_severity, unescape_ext};
 pub use hec::{HecMeta, hec_event};
 pub use json::{contract_line, write_contract};
+
+/// An alert's rendering cut to at most `max` bytes after escaping, on the
+/// boundary of an escaped character (never inside an escape sequence or a
+/// UTF-8 character), with a marker saying how much of `v` was cut; `escape`
+/// writes one character's escaped form.
+pub fn escape_capped(out: &mut String, v: &str, max: usize, escape: impl Fn(char, &mut String)) {
+    let start = out.len();
+    for c in v.chars() {
+        escape(c, out);
+    }
+    if out.len() - start <= max {
+        return;
+    }
+    out.truncate(start);
+    let marker = format!("…[{} bytes cut]", v.len());
+    let (room, marker) = if marker.len() <= max {
+        (max - marker.len(), Some(marker))
+    } else {
+        (max, None)
+    };
+    let mut unit = String::new();
+    for c in v.chars() {
+        unit.clear();
+        escape(c, &mut unit);
+        if out.len() - start + unit.len() > room {
+            break;
+        }
+        out.push_str(&unit);
+    }
+    if let Some(m) = marker {
+        out.push_str(&m);
+    }
+}
 pub use ocsf::{OCSF_VERSION, ocsf, ocsf_severity_id};
 
 use serde::Deserialize;
@@ -66,14 +101,43 @@ impl Origin {
     }
 }
 
-/// Renders one alert in `format` (one line: no raw CR or LF inside).
+/// Renders one alert in `format` (one line: no raw CR or LF inside, nor
+/// any other line or paragraph separator).
 pub fn render(format: Format, a: &super::alert::AlertRecord, origin: &Origin, out: &mut String) {
     match format {
         Format::Cef => cef(a, origin, out),
         Format::Json => json::contract_line(a, out),
         Format::OcsfJson => {
             let v = ocsf(a, origin);
-            out.push_str(&v.to_string());
+            push_json_line(out, &v.to_string());
+        }
+    }
+}
+
+/// Characters some readers take as the end of a line although they are not
+/// control characters: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH
+/// SEPARATOR (JavaScript, many log viewers and SIEM parsers). NEL (U+0085),
+/// VT and FF are control characters and handled with them.
+pub fn is_line_separator(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Appends serialised JSON as one line that no reader can split: U+2028
+/// and U+2029 (which JSON allows raw inside strings) written as `\u2028` /
+/// `\u2029` escapes (DEL and the C1 controls such as NEL likewise), and CR, LF and tab, which valid JSON can hold only as
+/// whitespace between tokens, as spaces. The value read back is the same.
+pub fn push_json_line(out: &mut String, json: &str) {
+    use std::fmt::Write as _;
+    for c in json.chars() {
+        match c {
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            // DEL and the C1 controls (NEL among them), which serde leaves raw.
+            c if c.is_control() && !matches!(c, '\n' | '\r' | '\t') => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c => out.push(c),
         }
     }
 }

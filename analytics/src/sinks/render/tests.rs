@@ -122,7 +122,7 @@ fn every_rendering_is_one_line() {
 
 /// Splits a CEF line into its 7 header fields and its extension pairs,
 /// honouring the escapes (an independent reading of the format).
-fn parse_cef(line: &str) -> (Vec<String>, Vec<(String, String)>) {
+pub(crate) fn parse_cef(line: &str) -> (Vec<String>, Vec<(String, String)>) {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut chars = line.chars();

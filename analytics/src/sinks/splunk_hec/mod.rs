@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::SendError;
 use super::alert::AlertRecord;
 use super::config::Secret;
-use super::http::{client, parse_url, post, redact};
+use super::http::{client, parse_url, post, redact, warn_if_plaintext_token};
 use super::render::{HecMeta, Origin, hec_event};
 use crate::error::{AnalyticsError, Result};
 
@@ -37,6 +37,7 @@ impl HecSink {
                 "a splunk-hec output needs `token_env` or `token_file` (the HEC token)".into(),
             )
         })?;
+        warn_if_plaintext_token(&url, true);
         Ok(HecSink {
             client: client(timeout, c.ca_file.as_deref())?,
             url,

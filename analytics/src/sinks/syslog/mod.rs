@@ -95,6 +95,9 @@ pub fn shrink(a: &AlertRecord, level: u32) -> AlertRecord {
     use super::render::cap;
     let room = |full: usize, floor: usize| (full >> level).max(floor);
     let mut s = a.clone();
+    // The id and kind are fnwatch's own, but bounded all the same.
+    s.id = cap(&a.id, room(128, 40)).into_owned();
+    s.kind = cap(&a.kind, room(128, 40)).into_owned();
     s.function = cap(&a.function, room(256, 32)).into_owned();
     s.request_id = a
         .request_id

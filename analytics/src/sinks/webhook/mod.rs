@@ -30,14 +30,16 @@ pub struct WebhookSink {
 impl WebhookSink {
     pub fn build(c: &WebhookConfig, timeout: Duration, origin: Origin) -> Result<WebhookSink> {
         let url = c.url().map_err(AnalyticsError::Config)?;
+        let token = Secret::load(
+            c.token_env.as_deref(),
+            c.token_file.as_ref(),
+            "webhook token",
+        )?;
+        super::http::warn_if_plaintext_token(&url, token.is_some());
         Ok(WebhookSink {
             client: client(timeout, c.ca_file.as_deref())?,
             url,
-            token: Secret::load(
-                c.token_env.as_deref(),
-                c.token_file.as_ref(),
-                "webhook token",
-            )?,
+            token,
             headers: c
                 .headers
                 .iter()
