@@ -37,4 +37,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
+# The binaries the end-to-end tests start: `fnwatch`, and `fnwatch-sensor`
+# (a binary of another package, which `cargo test` does not build).
+cargo build --workspace --bins --locked
 cargo test --workspace --all-targets --locked
