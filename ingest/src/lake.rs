@@ -1299,6 +1299,96 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_lake_made_before_the_v1_1_columns_is_upgraded_in_place_and_reads_them_as_null() {
+        use deltalake::datafusion::prelude::SessionContext;
+        const DAY: i64 = 86_400_000_000;
+        const NEW: [&str; 6] = [
+            "source",
+            "source_ip",
+            "user_agent",
+            "event_id",
+            "statements",
+            "env_keys",
+        ];
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spec = dir.path().to_str().expect("utf-8");
+        // A lake as a build before contract v1.1 made it: `events` without
+        // the new columns, holding one row.
+        let full = events_schema();
+        let keep: Vec<usize> = (0..full.fields().len())
+            .filter(|&i| !NEW.contains(&full.field(i).name().as_str()))
+            .collect();
+        drop(Lake::open_or_create(spec).await.expect("lake"));
+        std::fs::remove_dir_all(dir.path().join(EVENTS)).expect("remove events");
+        let location = Location::parse(spec).expect("location");
+        let old_schema = full.project(&keep).expect("old schema");
+        let old = create_table(&location, spec, EVENTS, &old_schema, &EVENTS_PARTITIONS)
+            .await
+            .expect("old table");
+        let old_row = batch(&[("old", 20_000 * DAY)])
+            .project(&keep)
+            .expect("old row");
+        old.write(vec![old_row]).await.expect("write the old row");
+
+        // Opening it adds the columns; a new row is written with them.
+        let mut lake = Lake::open(spec).await.expect("upgraded");
+        let fields: Vec<String> = lake
+            .events
+            .snapshot()
+            .expect("snapshot")
+            .schema()
+            .fields()
+            .map(|f| f.name().to_string())
+            .collect();
+        assert!(
+            NEW.iter().all(|n| fields.iter().any(|f| f == n)),
+            "{fields:?}"
+        );
+        let mut b = EventsBuilder::new(0);
+        let mut r = EventRow::new(EventType::ApiCall, 20_000 * DAY + 1, "new");
+        r.service = Some("s3".into());
+        r.action = Some("GetObject".into());
+        r.source = Some("cloudtrail".into());
+        b.append(&r);
+        let opts = WriteOptions::default();
+        let mut lane = EventsLane::new(&lake, &opts).expect("lane");
+        lane.write_run(&[b.finish()]).await.expect("write");
+        let adds = lane.flush().await.expect("flush");
+        let mut writer = LakeWriter::new(&lake, &opts).expect("writer");
+        writer
+            .commit(&mut lake, adds, &[("k".into(), 1)], serde_json::Map::new())
+            .await
+            .expect("commit");
+
+        // Both rows read back: the old one with the new columns null.
+        let table = Lake::open(spec).await.expect("reopen").events;
+        let ctx = SessionContext::new();
+        table
+            .update_datafusion_session(&ctx.state())
+            .expect("session");
+        let provider = table.table_provider().await.expect("provider");
+        ctx.register_table("events", provider).expect("register");
+        let out = ctx
+            .sql("SELECT function, source, event_id FROM events ORDER BY function")
+            .await
+            .expect("query")
+            .collect()
+            .await
+            .expect("rows");
+        let rows = arrow::util::pretty::pretty_format_batches(&out)
+            .expect("format")
+            .to_string();
+        assert!(
+            rows.contains("| new      | cloudtrail |          |"),
+            "{rows}"
+        );
+        assert!(
+            rows.contains("| old      |            |          |"),
+            "{rows}"
+        );
+    }
+
     #[test]
     fn sorted_batches_merge_like_a_full_sort() {
         const DAY: i64 = 86_400_000_000;
