@@ -194,14 +194,23 @@ impl<'m> Detector<'m> {
     /// Scores one batch.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let rows = Rows::new(batch)?;
+        // Lines already judged normal for their function are not parsed again.
+        let mut lines = shell::BatchLines::parse(&rows, |i, exe, script| {
+            let Some(&f) = rows.function.get(i).and_then(|n| self.names.get(n)) else {
+                return true;
+            };
+            !self
+                .known
+                .contains(&self.hasher.hash_one((f, 5u8, exe, script)))
+        });
         for i in 0..rows.len {
-            self.add_row(&rows, i);
+            self.add_row(&rows, i, &mut lines);
         }
         self.events += rows.len as u64;
         Ok(())
     }
 
-    fn add_row(&mut self, rows: &Rows<'_>, i: usize) {
+    fn add_row(&mut self, rows: &Rows<'_>, i: usize, lines: &mut shell::BatchLines) {
         let (Some(kind), Some(function)) = (rows.kind.get(i), rows.function.get(i)) else {
             return;
         };
@@ -245,7 +254,7 @@ impl<'m> Detector<'m> {
         match kind {
             "invocation" => self.invocation(rows, i, f, req, t, p),
             "dns" => self.dns(rows, i, f, req, t, p),
-            "process" => self.process(rows, i, req, t, p),
+            "process" => self.process(rows, i, req, t, p, lines.take(i)),
             "network" => self.network(rows, i, f, req, t, p),
             "file" => self.file(rows, i, req, t, p),
             "api_call" => self.api(rows, i, f, req, t, p),
@@ -461,7 +470,15 @@ impl<'m> Detector<'m> {
         });
     }
 
-    fn process(&mut self, rows: &Rows<'_>, i: usize, req: u32, t: i64, p: &FunctionProfile) {
+    fn process(
+        &mut self,
+        rows: &Rows<'_>,
+        i: usize,
+        req: u32,
+        t: i64,
+        p: &FunctionProfile,
+        parsed: Option<Parsed>,
+    ) {
         let Some(exe) = rows.exe.get(i) else { return };
         let Some(func) = self.reqs.reqs.get(req as usize).map(|r| r.func) else {
             return;
@@ -484,7 +501,7 @@ impl<'m> Detector<'m> {
             }
             return;
         }
-        let parsed = script.as_deref().map(shell::parse);
+        let parsed = parsed.or_else(|| script.as_deref().map(shell::parse));
         let args = command_args(rows, i);
         let base = exe.rsplit('/').next().unwrap_or(exe);
         let sleepy = base == "sleep"

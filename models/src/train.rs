@@ -56,14 +56,15 @@ impl Trainer {
     /// Folds one batch.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let rows = Rows::new(batch)?;
+        let mut lines = shell::BatchLines::parse(&rows, |_, _, _| true);
         for i in 0..rows.len {
-            self.add_row(&rows, i);
+            self.add_row(&rows, i, &mut lines);
         }
         self.events += rows.len as u64;
         Ok(())
     }
 
-    fn add_row(&mut self, rows: &Rows<'_>, i: usize) {
+    fn add_row(&mut self, rows: &Rows<'_>, i: usize, lines: &mut shell::BatchLines) {
         let (Some(kind), Some(function)) = (rows.kind.get(i), rows.function.get(i)) else {
             return;
         };
@@ -151,9 +152,8 @@ impl Trainer {
                     if let Some(script) =
                         shell::script_of(exe, &rows.args.get(i), rows.cmdline.get(i))
                     {
-                        p.shell
-                            .get_or_insert_with(Default::default)
-                            .learn(&shell::parse(&script));
+                        let parsed = lines.take(i).unwrap_or_else(|| shell::parse(&script));
+                        p.shell.get_or_insert_with(Default::default).learn(&parsed);
                     }
                 }
             }

@@ -280,6 +280,81 @@ pub fn parse(script: &str) -> Parsed {
     }
 }
 
+/// Command lines of one batch's shell processes, parsed ahead of the
+/// per-row pass: each distinct line once, on every core when there are many
+/// (parsing is the costly part of judging a function that shells out on
+/// every invocation, and it needs nothing but the line).
+#[derive(Default)]
+pub struct BatchLines {
+    parsed: std::collections::HashMap<usize, Parsed>,
+}
+
+/// Lines at which parsing is spread over threads.
+const PARALLEL_FROM: usize = 64;
+
+impl BatchLines {
+    /// Parses the command line of every shell process in `rows` for which
+    /// `wanted(row, exe, line)` holds.
+    pub fn parse(
+        rows: &crate::rows::Rows<'_>,
+        wanted: impl Fn(usize, &str, &str) -> bool,
+    ) -> BatchLines {
+        use rayon::prelude::*;
+        let mut unique: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        let mut at: Vec<(usize, usize)> = Vec::new();
+        for i in 0..rows.len {
+            if rows.kind.get(i) != Some("process") {
+                continue;
+            }
+            let Some(exe) = rows.exe.get(i) else { continue };
+            let Some(script) = script_of(exe, &rows.args.get(i), rows.cmdline.get(i)) else {
+                continue;
+            };
+            if !wanted(i, exe, &script) {
+                continue;
+            }
+            let u = match index.get(&*script) {
+                Some(&u) => u,
+                None => {
+                    let u = unique.len();
+                    index.insert(script.to_string(), u);
+                    unique.push(script.into_owned());
+                    u
+                }
+            };
+            at.push((i, u));
+        }
+        let mut lines: Vec<Option<Parsed>> = if unique.len() >= PARALLEL_FROM {
+            unique.par_iter().map(|s| Some(parse(s))).collect()
+        } else {
+            unique.iter().map(|s| Some(parse(s))).collect()
+        };
+        let mut uses = vec![0usize; unique.len()];
+        for &(_, u) in &at {
+            uses[u] += 1;
+        }
+        let mut parsed = std::collections::HashMap::with_capacity(at.len());
+        for (i, u) in at {
+            uses[u] -= 1;
+            let p = if uses[u] == 0 {
+                lines[u].take()
+            } else {
+                lines[u].clone()
+            };
+            if let Some(p) = p {
+                parsed.insert(i, p);
+            }
+        }
+        BatchLines { parsed }
+    }
+
+    /// Row `i`'s parsed line, when [`BatchLines::parse`] parsed it.
+    pub fn take(&mut self, i: usize) -> Option<Parsed> {
+        self.parsed.remove(&i)
+    }
+}
+
 /// A panic payload's message.
 pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
