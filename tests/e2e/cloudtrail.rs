@@ -291,28 +291,13 @@ fn cloudtrail_alone_finds_stolen_credentials_wide_roles_and_drift() {
         "2026-11-23T00:00:00Z",
     ])
     .ok();
-    let alerts_file = dir.path().join("alerts.jsonl");
-    fnwatch(&[
-        "detect",
-        "--lake",
-        l,
-        "--from",
+    let alerts = crate::common::detect_alerts(
+        Path::new(l),
         "2026-11-23T00:00:00Z",
-        "--to",
         "2026-11-24T00:00:00Z",
-        "--format",
-        "jsonl",
-        "--min-severity",
-        "low",
-        "--output",
-        alerts_file.to_str().unwrap(),
-    ])
-    .ok();
-    let alerts: Vec<Value> = std::fs::read_to_string(&alerts_file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        &["--min-severity", "low"],
+        &dir.path().join("alerts.jsonl"),
+    );
     let of = |kind: &str| -> Vec<&Value> { alerts.iter().filter(|a| a["kind"] == kind).collect() };
     let exfil = of("credential_exfiltration");
     assert_eq!(exfil.len(), 1, "{alerts:#?}");

@@ -103,6 +103,37 @@ pub fn query(lake: &Path, sql: &str) -> Vec<serde_json::Map<String, serde_json::
         .collect()
 }
 
+/// Runs `fnwatch detect --lake LAKE --from FROM --to TO` (plus `extra`) with
+/// the alerts written as JSON Lines to `out`, and returns them.
+pub fn detect_alerts(
+    lake: &Path,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+    out: &Path,
+) -> Vec<serde_json::Value> {
+    let mut args = vec![
+        "detect",
+        "--lake",
+        lake.to_str().expect("utf-8 path"),
+        "--from",
+        from,
+        "--to",
+        to,
+        "--format",
+        "jsonl",
+        "--output",
+        out.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    fnwatch(&args).ok();
+    std::fs::read_to_string(out)
+        .expect("detect wrote its alerts file")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("alert JSON: {e}\n{l}")))
+        .collect()
+}
+
 /// A single integer from a `SELECT count(*) ...` style query.
 pub fn count(lake: &Path, sql: &str) -> i64 {
     let rows = query(lake, sql);

@@ -296,28 +296,13 @@ fn inventory_writes_what_boto3_created_once_per_function_per_run() {
         &runs[2],
     ])
     .ok();
-    let alerts_file = std::path::Path::new(lake).with_extension("alerts.jsonl");
-    crate::common::fnwatch(&[
-        "detect",
-        "--lake",
-        lake,
-        "--from",
+    let alerts = crate::common::detect_alerts(
+        std::path::Path::new(lake),
         &runs[2],
-        "--to",
         "2100-01-01T00:00:00Z",
-        "--format",
-        "jsonl",
-        "--min-severity",
-        "low",
-        "--output",
-        alerts_file.to_str().unwrap(),
-    ])
-    .ok();
-    let alerts: Vec<Value> = std::fs::read_to_string(&alerts_file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        &["--min-severity", "low"],
+        &std::path::Path::new(lake).with_extension("alerts.jsonl"),
+    );
     let drift: Vec<&Value> = alerts
         .iter()
         .filter(|a| a["kind"] == "config_drift")

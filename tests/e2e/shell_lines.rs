@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::common::{fnwatch, query, write};
+use crate::common::{detect_alerts, fnwatch, query, write};
 
 const NAMES: [&str; 12] = [
     "IMG_{n}",
@@ -209,23 +209,7 @@ fn an_injection_inside_a_shell_command_line_is_high() {
     ])
     .ok();
     let alerts_path = dir.path().join("alerts.jsonl");
-    fnwatch(&[
-        "detect",
-        "--lake",
-        lake_s,
-        "--from",
-        &at(DAY2),
-        "--to",
-        &at(DAY2 + 86_400_000),
-        "--output",
-        alerts_path.to_str().unwrap(),
-    ])
-    .ok();
-    let alerts: Vec<Value> = std::fs::read_to_string(&alerts_path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let alerts = detect_alerts(&lake, &at(DAY2), &at(DAY2 + 86_400_000), &[], &alerts_path);
     let severe =
         |a: &Value| ["medium", "high", "critical"].contains(&a["severity"].as_str().unwrap());
     let benign_loud: Vec<String> = alerts
