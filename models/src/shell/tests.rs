@@ -831,4 +831,15 @@ fn parse_cost() {
         took.as_secs_f64(),
         took.as_secs_f64() * 1e6 / lines.len() as f64
     );
+    let mut base = ShellProfile::default();
+    let all: Vec<Parsed> = lines.iter().map(|l| parse(l)).collect();
+    for p in &all {
+        base.learn(p);
+    }
+    let started = std::time::Instant::now();
+    let findings: usize = all.iter().map(|p| judge(p, &base).len()).sum();
+    eprintln!(
+        "judged them against their own profile ({findings} findings): {:.1} µs per line",
+        started.elapsed().as_secs_f64() * 1e6 / lines.len() as f64
+    );
 }
