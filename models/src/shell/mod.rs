@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::names;
 
+mod fast;
+
 /// Longest command line parsed, in bytes; a longer one is a finding itself.
 pub const MAX_SCRIPT_BYTES: usize = 16 * 1024;
 /// Deepest nesting of brackets and substitutions parsed.
@@ -387,6 +389,14 @@ fn options() -> brush_parser::ParserOptions {
 }
 
 fn parse_unguarded(script: &str) -> Parsed {
+    match fast::read(script) {
+        Some(line) => Parsed::Line(line),
+        None => walk(script),
+    }
+}
+
+/// The parser's reading of a line, and its walk.
+fn walk(script: &str) -> Parsed {
     let mut w = Walker::default();
     match w.program(script, 0) {
         Ok(shape) => {

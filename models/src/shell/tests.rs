@@ -843,3 +843,185 @@ fn parse_cost() {
         started.elapsed().as_secs_f64() * 1e6 / lines.len() as f64
     );
 }
+
+/// Lines the fast reader must take (not hand to the parser), with what the
+/// parser's walk makes of them.
+#[test]
+fn the_fast_reader_takes_common_lines_and_agrees_with_the_parser() {
+    let common = [
+        "convert '/tmp/in/photo (3).jpg' -resize 256x256 '/tmp/out/photo (3).jpg' 2>/dev/null",
+        r#"convert "/tmp/in/José's \"best\" shot #1.jpg" -strip "/tmp/out/x \$HOME \`x\`.png""#,
+        "pdftotext -layout /tmp/in/a.pdf /tmp/out/a.txt && wc -c /tmp/out/a.txt",
+        "exiftool -json '/tmp/in/日本の写真1.heic' > '/tmp/out/日本の写真1.json'",
+        "gzip -9 /tmp/x; mv /tmp/x.gz /tmp/out/ &",
+        "cat /tmp/a | sort | uniq -c 2>&1",
+        "git clone -q https://github.com/example/repo.git /tmp/repo || echo failed >&2",
+        "ls -la &> /tmp/ls.log",
+        r"echo a\ b 'c d' e\;f",
+        "ffmpeg -y -i '/tmp/in/a b.mp4' -vf scale=512:-2 '/tmp/out/a b.mp4'",
+        "LANG=C sort -u /tmp/a > /tmp/b",
+    ];
+    for line in common {
+        let fast = super::fast::read(line).unwrap_or_else(|| {
+            panic!("the fast reader handed a common line to the parser: {line}")
+        });
+        assert_eq!(
+            Parsed::Line(fast),
+            super::walk(line),
+            "fast reader and parser disagree on {line}"
+        );
+    }
+    // Outside the subset: the parser's.
+    for line in [
+        "echo $(id)",
+        "echo `id`",
+        "echo $HOME",
+        "x[1]=a convert x y",
+        "A=1",
+        "convert x y # comment",
+        "{ echo a; }",
+        "(echo a)",
+        "if true; then echo a; fi",
+        "sh -c 'id'",
+        "nohup curl http://x",
+        "cat <<EOF\na\nEOF",
+        "cat <<< word",
+        "echo a\necho b",
+        "echo ~/x",
+        "echo 'unterminated",
+        "a &&",
+        "| a",
+        "",
+        "diff <(ls a) <(ls b)",
+    ] {
+        assert!(
+            super::fast::read(line).is_none(),
+            "the fast reader took a line outside its subset: {line:?}"
+        );
+    }
+}
+
+/// The fast reader against the parser on random lines built from the
+/// pieces injections and file names are made of: whenever the fast reader
+/// takes a line, the parser's walk must make the same of it. Fixed seed;
+/// `FNWATCH_SHELL_CASES` runs more, `FNWATCH_SHELL_SEED` others.
+#[test]
+fn the_fast_reader_agrees_with_the_parser_on_random_lines() {
+    const PIECES: [&str; 72] = [
+        "convert",
+        "ffmpeg",
+        "curl",
+        "nc",
+        "sh",
+        "bash",
+        "cat",
+        "echo",
+        "/usr/bin/env",
+        "eval",
+        "-resize",
+        "256x256",
+        "-e",
+        "/bin/sh",
+        "-c",
+        "-s",
+        "x.jpg",
+        "/tmp/in/a b.jpg",
+        "'a b'",
+        "'it''s'",
+        "'$HOME'",
+        "\"q\"",
+        "\"a \\\" b\"",
+        "\"\\$x\"",
+        "\"`\"",
+        "\"$x\"",
+        "$x",
+        "$(id)",
+        "`id`",
+        "~",
+        "#",
+        "a#b",
+        "x=1",
+        "scale=2:-1",
+        "a\\ b",
+        "\\;",
+        ";",
+        ";;",
+        "&&",
+        "||",
+        "|",
+        "&",
+        "|&",
+        ">",
+        ">>",
+        "<",
+        "2>",
+        "2>&1",
+        ">&2",
+        ">&-",
+        "&>",
+        "&>>",
+        "<<",
+        "<<<",
+        "(",
+        ")",
+        "{",
+        "}",
+        "!",
+        "if",
+        "http://203.0.113.7/x",
+        "198.51.100.9:4444",
+        "é😀",
+        "\t",
+        "10>",
+        "\\\"",
+        "'\\'",
+        "a+=b",
+        "x[0]=1",
+        "=",
+        "LANG=C",
+        "\"a b\"c'd'",
+    ];
+    let cases: u64 = std::env::var("FNWATCH_SHELL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let mut state: u64 = std::env::var("FNWATCH_SHELL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15)
+        | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut taken, mut compared) = (0u64, 0u64);
+    for _ in 0..cases {
+        let n = 1 + next() % 9;
+        let mut line = String::new();
+        for _ in 0..n {
+            line.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            // Mostly a space between pieces, sometimes none.
+            if next() % 5 != 0 {
+                line.push(' ');
+            }
+        }
+        compared += 1;
+        if let Some(fast) = super::fast::read(&line) {
+            taken += 1;
+            assert_eq!(
+                Parsed::Line(fast),
+                super::walk(&line),
+                "fast reader and parser disagree on {line:?}"
+            );
+        }
+    }
+    eprintln!("the fast reader took {taken} of {compared} random lines");
+    // The comparison is only worth something when the fast reader takes
+    // a fair share of the lines.
+    assert!(
+        taken * 10 > compared,
+        "the fast reader took only {taken} of {compared} random lines"
+    );
+}
