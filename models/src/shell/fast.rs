@@ -164,8 +164,7 @@ impl Lexer<'_> {
         let start = self.at;
         let mut out = String::new();
         let mut quoted = false;
-        loop {
-            let Some(b) = self.peek(0) else { break };
+        while let Some(b) = self.peek(0) {
             match b {
                 b' ' | b'\t' | b';' | b'&' | b'|' => break,
                 b'<' | b'>' => {
