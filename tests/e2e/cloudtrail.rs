@@ -383,3 +383,62 @@ fn an_event_in_another_functions_name_is_a_dead_letter_naming_both() {
     assert_eq!(dead[0]["field"], "function");
     assert_eq!(dead[0]["inner_position"], "log event 1");
 }
+
+/// CloudTrail writes a log file as one line of JSON, often over the 4 MiB
+/// record limit: such a file is read whole up to the 64 MiB decompressed
+/// limit; beyond it the file is one dead letter that says so, and the files
+/// beside it land.
+#[test]
+fn large_cloudtrail_files_are_read_and_an_oversized_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let lake = dir.path().join("lake");
+    let one = |i: u32| {
+        record(
+            "2026-11-23T10:00:00Z",
+            &format!("big-{i}"),
+            "GetObject",
+            "orders-bucket",
+            Some("in/x.json"),
+            "lambda.amazonaws.com",
+            "Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux#5.10 lang/python#3.12.3 exec-env/AWS_Lambda_python3.12",
+            false,
+        )
+    };
+    // About 10 MB: over the record limit, under the file limit.
+    let big: Vec<Value> = (0..16_000).map(one).collect();
+    write_log_file(&export, "2026-11-23", 1, &big);
+    // About 70 MB of records: over the 64 MiB limit.
+    let huge: Vec<Value> = (0..110_000).map(|i| one(100_000 + i)).collect();
+    write_log_file(&export, "2026-11-23", 2, &huge);
+    let run = fnwatch(&[
+        "ingest",
+        "--lake",
+        lake.to_str().unwrap(),
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        count(
+            &lake,
+            "SELECT count(*) FROM api_calls WHERE source = 'cloudtrail'"
+        ),
+        16_000,
+        "{}",
+        run.stderr
+    );
+    let dead = query(&lake, "SELECT reason, source FROM dead_letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("CloudTrail log file too large")
+            && reason.contains("limit 67108864 bytes for a CloudTrail file"),
+        "{reason}"
+    );
+    assert!(
+        dead[0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("T0002Z_x2.json.gz"),
+        "{dead:?}"
+    );
+}

@@ -249,7 +249,7 @@ pub(crate) fn decode_at_depth(
 /// Whether a record is a CloudTrail log file as CloudTrail writes it
 /// (`{"Records":[`): such files are often larger than one telemetry record
 /// and are taken up to the decompressed-record limit.
-fn is_cloudtrail_file(bytes: &[u8]) -> bool {
+pub(crate) fn is_cloudtrail_file(bytes: &[u8]) -> bool {
     let t = trim_ascii_start(bytes);
     t.starts_with(b"{") && trim_ascii_start(&t[1..]).starts_with(b"\"Records\"")
 }

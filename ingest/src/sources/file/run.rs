@@ -786,12 +786,24 @@ fn decode_worker(
                 let mut counts = Counts::default();
                 if !suppress {
                     counts.dead_letters = 1;
-                    dead.push(DeadLetter::new(
+                    // CloudTrail log files (one line each) are taken up to
+                    // the decompressed-record limit, other lines up to the
+                    // record limit: name the limit that applied.
+                    let why = if crate::decode::is_cloudtrail_file(&prefix) {
+                        format!(
+                            "CloudTrail log file too large: {size} bytes (limit {} bytes for a CloudTrail file); none of its records were read, only its first {} bytes are kept here",
+                            limits.max_decompressed_bytes,
+                            prefix.len()
+                        )
+                    } else {
                         format!(
                             "record too large: line is {size} bytes (limit {} bytes); only its first {} bytes are kept here",
                             limits.max_record_bytes,
                             prefix.len()
-                        ),
+                        )
+                    };
+                    dead.push(DeadLetter::new(
+                        why,
                         &Position::file(displays[file].clone(), line),
                         &prefix,
                     ));
