@@ -134,6 +134,25 @@ pub fn detect_alerts(
         .collect()
 }
 
+/// Every file under `dir` (path and size), to show nothing was written.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("entry");
+            let meta = e.metadata().expect("metadata");
+            if meta.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A single integer from a `SELECT count(*) ...` style query.
 pub fn count(lake: &Path, sql: &str) -> i64 {
     let rows = query(lake, sql);

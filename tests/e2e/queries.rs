@@ -142,25 +142,6 @@ fn parameters_and_stdin_queries() {
     assert_eq!(r.stdout, "n\n2\n");
 }
 
-/// Every file under `dir` (path and size), to show nothing was written.
-fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let e = e.expect("entry");
-            let meta = e.metadata().expect("metadata");
-            if meta.is_dir() {
-                todo.push(e.path());
-            } else {
-                out.push((e.path(), meta.len()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// `fnwatch sql` (a query, a saved query file, stdin) runs reads only: each
 /// way to write, including through EXPLAIN ANALYZE, is refused, the lake's
 /// rows stay, and no file appears.

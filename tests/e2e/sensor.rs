@@ -539,26 +539,7 @@ fn a_crash_and_a_sandbox_gone_mid_invocation_are_still_reported() {
 
 fn alerts_of(lake: &Path, from: &str, to: &str, dir: &Path) -> Vec<Value> {
     let out = dir.join(format!("alerts-{}.jsonl", from.replace(':', "")));
-    fnwatch(&[
-        "detect",
-        "--lake",
-        lake.to_str().unwrap(),
-        "--from",
-        from,
-        "--to",
-        to,
-        "--format",
-        "jsonl",
-        "--output",
-        out.to_str().unwrap(),
-    ])
-    .ok();
-    std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    crate::common::detect_alerts(lake, from, to, &[], &out)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use crate::common::{bin, count, fnwatch, ingest};
+use crate::common::{bin, count, files_under, fnwatch, ingest};
 
 const PASSWORD: &str = "correct horse battery staple";
 const READ_ONLY: &str =
@@ -853,25 +853,6 @@ fn a_jdbc_client_lists_tables_and_columns_and_queries() {
         "{stdout}"
     );
     assert!(lines.iter().any(|l| l.starts_with("row ")), "{stdout}");
-}
-
-/// Every file under `dir` (path and size), to show nothing was written.
-fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let meta = e.metadata().unwrap();
-            if meta.is_dir() {
-                todo.push(e.path());
-            } else {
-                out.push((e.path(), meta.len()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Writes hidden in EXPLAIN ANALYZE, COPY to a file, DDL, DML and SET of
