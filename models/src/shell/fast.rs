@@ -13,7 +13,6 @@
 
 use super::{Command, INTERPRETERS, SHELLS, ShellLine, WRAPPERS, network_looking, redirect_key};
 use super::{Walker, structure};
-use crate::names;
 
 /// Words that begin a compound command, a declaration or a timed pipeline
 /// when they come first: the parser treats them specially.
@@ -388,26 +387,11 @@ fn finish(w: &mut Walker, cmd: Simple) -> Option<String> {
     let Simple {
         words, redirects, ..
     } = cmd;
-    let first = words.first()?;
-    let dynamic = first.starts_with('$') || first.starts_with('`');
-    let name = if dynamic {
-        w.line.structure.insert(structure::DYNAMIC_COMMAND);
-        "$".to_string()
-    } else {
-        first.rsplit('/').next().unwrap_or(first).to_string()
-    };
+    let (name, mut shape) = w.name_and_shape(&words)?;
     // Nested shells, `eval` and wrappers run more commands: the walk's.
     if SHELLS.contains(&name.as_str()) || name == "eval" || WRAPPERS.contains(&name.as_str()) {
         return None;
     }
-    for word in words.iter().skip(1) {
-        if network_looking(word) {
-            w.line.network_args.push(word.clone());
-        }
-    }
-    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    let mut shape = format!("{name} {}", names::args_shape(&refs));
-    shape.truncate(shape.trim_end().len());
     w.line.commands.push(Command { name, words });
     for r in &redirects {
         shape.push(' ');

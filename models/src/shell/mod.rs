@@ -612,11 +612,11 @@ impl Walker {
         Ok(out)
     }
 
-    /// Records a command (and what it wraps or evaluates); returns its shape.
-    fn run(&mut self, words: Vec<String>, depth: usize) -> Result<String, String> {
-        let Some(first) = words.first() else {
-            return Ok(String::new());
-        };
+    /// A command's name (`$` when an expansion makes it) and its shape
+    /// (the name and its arguments' shapes); notes its network-looking
+    /// arguments. `None` for no words.
+    fn name_and_shape(&mut self, words: &[String]) -> Option<(String, String)> {
+        let first = words.first()?;
         let dynamic = first.starts_with('$') || first.starts_with('`');
         let name = if dynamic {
             self.line.structure.insert(structure::DYNAMIC_COMMAND);
@@ -632,6 +632,16 @@ impl Walker {
         let refs: Vec<&str> = words.iter().map(String::as_str).collect();
         let shape = format!("{name} {}", names::args_shape(&refs));
         let shape = shape.trim_end().to_string();
+        Some((name, shape))
+    }
+
+    /// Records a command (and what it wraps or evaluates); returns its shape.
+    fn run(&mut self, words: Vec<String>, depth: usize) -> Result<String, String> {
+        let Some((name, shape)) = self.name_and_shape(&words) else {
+            return Ok(String::new());
+        };
+        let first = &words[0];
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
         let nested: Option<String> = if SHELLS.contains(&name.as_str()) {
             script_of(first, &refs, None).map(Cow::into_owned)
         } else if name == "eval" {
