@@ -485,7 +485,8 @@ impl<'m> Detector<'m> {
         };
         // A shell's command line, judged against the function's command
         // lines when the model knows them.
-        let script = shell::script_of(exe, &rows.args.get(i), rows.cmdline.get(i));
+        let argv = rows.args.get(i);
+        let script = shell::script_of(exe, &argv, rows.cmdline.get(i));
         let memo = match (&script, &p.shell) {
             (Some(s), Some(_)) => Some(self.hasher.hash_one((func, 5u8, exe, &**s))),
             _ => None,
@@ -502,7 +503,11 @@ impl<'m> Detector<'m> {
             return;
         }
         let parsed = parsed.or_else(|| script.as_deref().map(shell::parse));
-        let args = command_args(rows, i);
+        let args = if argv.is_empty() {
+            command_args(rows, i)
+        } else {
+            argv
+        };
         let base = exe.rsplit('/').next().unwrap_or(exe);
         let sleepy = base == "sleep"
             || match &parsed {
@@ -525,7 +530,6 @@ impl<'m> Detector<'m> {
             acc.sleep_child |= sleepy;
         }
         let shape = names::exe_shape(exe);
-        let args_shape = format!("{shape} {}", names::args_shape(&args));
         let known_exe = p.exes.contains_key(&shape);
         let mut line_judged = false;
         if let (Some(script), Some(parsed), Some(base)) = (&script, &parsed, &p.shell) {
@@ -541,7 +545,11 @@ impl<'m> Detector<'m> {
         }
         // A parsed command line was judged by what it runs; the shell's own
         // argument shape (`-c P`) says less.
-        if known_exe && (line_judged || p.arg_shapes.contains_key(&args_shape)) {
+        if known_exe && line_judged {
+            return;
+        }
+        let args_shape = format!("{shape} {}", names::args_shape(&args));
+        if known_exe && p.arg_shapes.contains_key(&args_shape) {
             return;
         }
         let risky = names::risky_exe(exe) || names::risky_args(&args);

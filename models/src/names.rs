@@ -187,8 +187,14 @@ fn is_bucket_host(host: &str) -> bool {
 /// Whether a string is an IPv4 or IPv6 address.
 pub fn is_ip(s: &str) -> bool {
     // Host names start with a letter far more often than not: skip the parse.
+    // And hold nothing but hex digits, dots and colons (checked before
+    // the parse, which costs more than the scan).
     let first = s.as_bytes().first().copied().unwrap_or(b'x');
-    (first.is_ascii_hexdigit() || first == b':') && s.parse::<std::net::IpAddr>().is_ok()
+    (first.is_ascii_hexdigit() || first == b':')
+        && s.len() <= 45
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+        && s.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Private, loopback, link-local and other non-routable addresses.
@@ -359,40 +365,76 @@ pub fn exe_shape(exe: &str) -> String {
 /// The shape of a command line's arguments: flags kept, values reduced to a
 /// class (`N` number, `P` path, `U` URL, `W` word), at most 12 arguments.
 pub fn args_shape(args: &[&str]) -> String {
-    let mut out = String::new();
-    for (i, a) in args.iter().skip(1).take(12).enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(&arg_class(a));
-    }
+    let mut out = String::with_capacity(64);
+    push_args_shape(&mut out, args.iter().copied());
     out
 }
 
-fn arg_class(a: &str) -> String {
+/// [`args_shape`] of `argv` (the program first), appended to `out`.
+pub fn push_args_shape<'a>(out: &mut String, argv: impl Iterator<Item = &'a str>) {
+    for (i, a) in argv.skip(1).take(12).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        push_arg_class(out, a);
+    }
+}
+
+/// Appends one argument's class to `out` (no allocation of its own: shapes
+/// are made for every process and every command of a command line).
+fn push_arg_class(out: &mut String, a: &str) {
     if a.starts_with('-') {
         // `-sOutputFile=/tmp/x.pdf` -> `-sOutputFile=P`; `-resize` stays.
-        return match a.split_once('=') {
-            Some((k, v)) => format!("{k}={}", arg_class(v)),
-            None if a.len() > 24 => "-F".to_string(),
-            None => a.to_string(),
-        };
+        match a.split_once('=') {
+            Some((k, v)) => {
+                out.push_str(k);
+                out.push('=');
+                push_arg_class(out, v);
+            }
+            None if a.len() > 24 => out.push_str("-F"),
+            None => out.push_str(a),
+        }
+        return;
     }
-    if a.contains("://") {
-        return "U".to_string();
+    out.push_str(value_class(a));
+}
+
+/// Whether `s` holds `://` (a byte scan: `str::contains` with a pattern sets
+/// up a searcher, which costs more than the scan on words this short).
+pub fn has_scheme_separator(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(p) = b[from..].iter().position(|&c| c == b':') {
+        let at = from + p;
+        if b[at + 1..].starts_with(b"//") {
+            return true;
+        }
+        from = at + 1;
     }
-    if a.starts_with('/') || a.starts_with("./") || a.contains('/') {
-        return "P".to_string();
+    false
+}
+
+/// The class of an argument that is not a flag.
+fn value_class(a: &str) -> &'static str {
+    if has_scheme_separator(a) {
+        return "U";
     }
-    if a.parse::<f64>().is_ok() {
-        return "N".to_string();
+    if a.contains('/') {
+        return "P";
+    }
+    // Only these can begin a number `f64` reads (`+1`, `.5`, `inf`, `NaN`).
+    let numeric_start = a.bytes().next().is_some_and(|b| {
+        b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'i' | b'I' | b'n' | b'N')
+    });
+    if numeric_start && a.parse::<f64>().is_ok() {
+        return "N";
     }
     if a.bytes()
         .any(|b| matches!(b, b';' | b'|' | b'&' | b'`' | b'$' | b'>' | b'<'))
     {
-        return "S".to_string();
+        return "S";
     }
-    "W".to_string()
+    "W"
 }
 
 /// Whether arguments carry what a command injection brings: URLs, pipes,
@@ -587,6 +629,60 @@ mod tests {
         assert!(risky_exe("/bin/sh"));
         assert!(risky_exe("/tmp/.cache/xmrig"));
         assert!(!risky_exe("/usr/bin/convert"));
+    }
+
+    /// The classes are part of every trained model: the shortcuts taken
+    /// before the number parse and the `://` search keep them as they were.
+    #[test]
+    fn argument_classes_at_the_edges() {
+        let cases = [
+            ("12", "N"),
+            ("+1.5", "N"),
+            (".5", "N"),
+            ("1e5", "N"),
+            ("inf", "N"),
+            ("Infinity", "N"),
+            ("NaN", "N"),
+            ("nano", "W"),
+            ("index", "W"),
+            ("256x256", "W"),
+            ("a:b//c", "P"),
+            ("s3://bucket/key", "U"),
+            ("x://", "U"),
+            ("a:/b", "P"),
+            ("host:80", "W"),
+            ("a;b", "S"),
+            ("-q=3", "-q=N"),
+            ("-o=http://x/y", "-o=U"),
+            ("--level=-1", "--level=-1"),
+            ("--x==y", "--x=W"),
+            ("", "W"),
+        ];
+        for (arg, class) in cases {
+            assert_eq!(args_shape(&["cmd", arg]), class, "{arg:?}");
+        }
+        assert!(has_scheme_separator("a:b://c"));
+        assert!(!has_scheme_separator("a:/b:/c:"));
+        for ip in [
+            "1.2.3.4",
+            "::1",
+            "fe80::1",
+            "::ffff:192.0.2.1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            assert!(is_ip(ip), "{ip}");
+        }
+        for not in [
+            "1.2.3",
+            "cafe",
+            "1.2.3.4x",
+            "fe80::1%eth0",
+            "[::1]",
+            "1.2.3.4:80",
+            "",
+        ] {
+            assert!(!is_ip(not), "{not}");
+        }
     }
 
     #[test]

@@ -265,11 +265,16 @@ pub(super) fn read(script: &str) -> Option<ShellLine> {
         at: 0,
     };
     let mut w = Walker::default();
-    // The list's items (and-or shape, run in the background), the and-or
-    // list being read, the pipeline being read, the command being read.
-    let mut items: Vec<(String, bool)> = Vec::new();
-    let mut and_or = String::new();
-    let mut pipeline: Vec<String> = Vec::new();
+    // The line's shape is written as it is read: commands joined by their
+    // operators, list items by ` ; ` or ` & `.
+    let mut shape = String::with_capacity(script.len());
+    // A command is in the item being read; the command being read follows
+    // a `|`; the item before this one (not yet separated) ran in the
+    // background.
+    let mut item_open = false;
+    let mut piped = false;
+    let mut pending: Option<bool> = None;
+    let mut items = 0usize;
     let mut cmd = Simple::default();
     loop {
         let op = match lx.next()? {
@@ -312,23 +317,30 @@ pub(super) fn read(script: &str) -> Option<ShellLine> {
             Tok::Op(op) => Some(op),
             Tok::End => None,
         };
-        if op.is_none()
-            && cmd.words.is_empty()
-            && !cmd.assigns
-            && pipeline.is_empty()
-            && and_or.is_empty()
-        {
+        if op.is_none() && cmd.words.is_empty() && !cmd.assigns && !item_open {
             // `a;` or `a &` at the end (an empty line is the parser's).
-            if items.is_empty() {
+            if items == 0 {
                 return None;
             }
             break;
         }
         // A command ends here (`;;`, `a && && b`, `| b` and the like have
         // none, and are the parser's).
+        if !item_open {
+            // A list item starts: the separator after the one before.
+            match pending.take() {
+                Some(true) => shape.push(' '),
+                Some(false) => {
+                    w.line.structure.insert(structure::SEQUENCE);
+                    shape.push_str(" ; ");
+                }
+                None => {}
+            }
+            item_open = true;
+        }
         let before = w.line.commands.len();
-        let shape = finish(&mut w, std::mem::take(&mut cmd))?;
-        if !pipeline.is_empty() {
+        finish(&mut w, std::mem::take(&mut cmd), &mut shape)?;
+        if piped {
             w.line.structure.insert(structure::PIPE);
             if w.line.commands[before..]
                 .first()
@@ -337,65 +349,53 @@ pub(super) fn read(script: &str) -> Option<ShellLine> {
                 w.line.structure.insert(structure::PIPE_TO_SHELL);
             }
         }
-        pipeline.push(shape);
-        if op == Some("|") {
-            continue;
-        }
-        // A pipeline ends here.
-        and_or.push_str(&pipeline.join(" | "));
-        pipeline.clear();
+        piped = op == Some("|");
         match op {
+            Some("|") => shape.push_str(" | "),
             Some("&&") => {
                 w.line.structure.insert(structure::AND);
-                and_or.push_str(" && ");
+                shape.push_str(" && ");
             }
             Some("||") => {
                 w.line.structure.insert(structure::OR);
-                and_or.push_str(" || ");
+                shape.push_str(" || ");
             }
             _ => {
                 // A list item ends here.
-                items.push((std::mem::take(&mut and_or), op == Some("&")));
+                items += 1;
+                item_open = false;
+                let background = op == Some("&");
+                if background {
+                    w.line.structure.insert(structure::BACKGROUND);
+                    shape.push_str(" &");
+                }
+                pending = Some(background);
                 if op.is_none() {
                     break;
                 }
             }
         }
     }
-    let n = items.len();
-    let mut shape = String::new();
-    for (i, (item, background)) in items.iter().enumerate() {
-        shape.push_str(item);
-        let last = i + 1 == n;
-        if *background {
-            w.line.structure.insert(structure::BACKGROUND);
-            shape.push_str(" &");
-            if !last {
-                shape.push(' ');
-            }
-        } else if !last {
-            w.line.structure.insert(structure::SEQUENCE);
-            shape.push_str(" ; ");
-        }
-    }
     w.line.shape = shape;
     Some(w.line)
 }
 
-/// Records one simple command as the walk's `run` does; its shape.
-fn finish(w: &mut Walker, cmd: Simple) -> Option<String> {
+/// Records one simple command as the walk's `run` does; appends its shape
+/// to `shape`.
+fn finish(w: &mut Walker, cmd: Simple, shape: &mut String) -> Option<()> {
     let Simple {
         words, redirects, ..
     } = cmd;
-    let (name, mut shape) = w.name_and_shape(&words)?;
+    let (name, own) = w.name_and_shape(&words)?;
     // Nested shells, `eval` and wrappers run more commands: the walk's.
     if SHELLS.contains(&name.as_str()) || name == "eval" || WRAPPERS.contains(&name.as_str()) {
         return None;
     }
     w.line.commands.push(Command { name, words });
+    shape.push_str(&own);
     for r in &redirects {
         shape.push(' ');
         shape.push_str(r);
     }
-    Some(shape)
+    Some(())
 }

@@ -288,7 +288,8 @@ pub fn parse(script: &str) -> Parsed {
 /// every invocation, and it needs nothing but the line).
 #[derive(Default)]
 pub struct BatchLines {
-    parsed: std::collections::HashMap<usize, Parsed>,
+    /// Rows and their parsed lines, in row order.
+    parsed: std::collections::VecDeque<(usize, Parsed)>,
 }
 
 /// Lines at which parsing is spread over threads.
@@ -302,8 +303,11 @@ impl BatchLines {
         wanted: impl Fn(usize, &str, &str) -> bool,
     ) -> BatchLines {
         use rayon::prelude::*;
-        let mut unique: Vec<String> = Vec::new();
-        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        // Distinct lines (borrowed from the batch unless unquoted), and the
+        // rows that run each.
+        let mut unique: Vec<Cow<'_, str>> = Vec::new();
+        let mut index: std::collections::HashMap<Cow<'_, str>, usize, foldhash::fast::RandomState> =
+            Default::default();
         let mut at: Vec<(usize, usize)> = Vec::new();
         for i in 0..rows.len {
             if rows.kind.get(i) != Some("process") {
@@ -316,17 +320,14 @@ impl BatchLines {
             if !wanted(i, exe, &script) {
                 continue;
             }
-            let u = match index.get(&*script) {
-                Some(&u) => u,
-                None => {
-                    let u = unique.len();
-                    index.insert(script.to_string(), u);
-                    unique.push(script.into_owned());
-                    u
-                }
-            };
+            let next = unique.len();
+            let u = *index.entry(script).or_insert_with_key(|k| {
+                unique.push(k.clone());
+                next
+            });
             at.push((i, u));
         }
+        drop(index);
         let mut lines: Vec<Option<Parsed>> = if unique.len() >= PARALLEL_FROM {
             unique.par_iter().map(|s| Some(parse(s))).collect()
         } else {
@@ -336,7 +337,7 @@ impl BatchLines {
         for &(_, u) in &at {
             uses[u] += 1;
         }
-        let mut parsed = std::collections::HashMap::with_capacity(at.len());
+        let mut parsed = std::collections::VecDeque::with_capacity(at.len());
         for (i, u) in at {
             uses[u] -= 1;
             let p = if uses[u] == 0 {
@@ -345,15 +346,22 @@ impl BatchLines {
                 lines[u].clone()
             };
             if let Some(p) = p {
-                parsed.insert(i, p);
+                parsed.push_back((i, p));
             }
         }
         BatchLines { parsed }
     }
 
-    /// Row `i`'s parsed line, when [`BatchLines::parse`] parsed it.
+    /// Row `i`'s parsed line, when [`BatchLines::parse`] parsed it. Rows
+    /// are asked for in order (rows before `i` not asked for are passed).
     pub fn take(&mut self, i: usize) -> Option<Parsed> {
-        self.parsed.remove(&i)
+        while self.parsed.front().is_some_and(|(r, _)| *r < i) {
+            self.parsed.pop_front();
+        }
+        match self.parsed.front() {
+            Some((r, _)) if *r == i => self.parsed.pop_front().map(|(_, p)| p),
+            _ => None,
+        }
     }
 }
 
@@ -629,9 +637,11 @@ impl Walker {
                 self.line.network_args.push(w.clone());
             }
         }
-        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-        let shape = format!("{name} {}", names::args_shape(&refs));
-        let shape = shape.trim_end().to_string();
+        let mut shape = String::with_capacity(name.len() + 8 * words.len());
+        shape.push_str(&name);
+        shape.push(' ');
+        names::push_args_shape(&mut shape, words.iter().map(String::as_str));
+        shape.truncate(shape.trim_end().len());
         Some((name, shape))
     }
 
@@ -835,6 +845,11 @@ pub fn redirect_key(op: &str, target: &str) -> String {
 pub fn network_looking(w: &str) -> bool {
     if w.len() < 4 || w.len() > 2048 {
         return false;
+    }
+    // Without a colon only an IPv4 address or a `/dev/tcp` path can be one
+    // (most words: checked first, every word of every line goes through here).
+    if !w.as_bytes().contains(&b':') {
+        return names::is_ip(w) || w.starts_with("/dev/tcp/") || w.starts_with("/dev/udp/");
     }
     if let Some((scheme, rest)) = w.split_once("://") {
         return !scheme.is_empty()
