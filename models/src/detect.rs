@@ -74,6 +74,8 @@ pub struct Detector<'m> {
     /// paths and actions skip normalisation and map lookups.
     known: HashSet<u64, foldhash::fast::RandomState>,
     hasher: foldhash::fast::RandomState,
+    /// The batch added last, its lines being parsed.
+    pending: Option<shell::PendingLines>,
 }
 
 /// What detection found, with counts for the summary.
@@ -152,10 +154,11 @@ impl<'m> Detector<'m> {
             events: 0,
             known: HashSet::default(),
             hasher: foldhash::fast::RandomState::default(),
+            pending: None,
         }
     }
 
-    /// Events scored so far.
+    /// Events taken so far.
     pub fn events(&self) -> u64 {
         self.events
     }
@@ -191,23 +194,28 @@ impl<'m> Detector<'m> {
         self.cands.push(c);
     }
 
-    /// Scores one batch.
+    /// Scores one batch. Its shell command lines are parsed in the
+    /// background while the batch before it is scored; [`Detector::finish`]
+    /// scores the last one.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        // Read here, so that a batch that cannot be read is this call's error.
         let rows = Rows::new(batch)?;
-        // Lines already judged normal for their function are not parsed again.
-        let mut lines = shell::BatchLines::parse(&rows, |i, exe, script| {
-            let Some(&f) = rows.function.get(i).and_then(|n| self.names.get(n)) else {
-                return true;
-            };
-            !self
-                .known
-                .contains(&self.hasher.hash_one((f, 5u8, exe, script)))
-        });
+        self.events += rows.len as u64;
+        let next = shell::PendingLines::spawn(batch);
+        if let Some(before) = self.pending.replace(next) {
+            self.score(before);
+        }
+        Ok(())
+    }
+
+    /// The row pass over a batch whose lines were parsed in the background.
+    fn score(&mut self, pending: shell::PendingLines) {
+        let (batch, mut lines) = pending.wait();
+        // It was read once already, in `add_batch`.
+        let Ok(rows) = Rows::new(&batch) else { return };
         for i in 0..rows.len {
             self.add_row(&rows, i, &mut lines);
         }
-        self.events += rows.len as u64;
-        Ok(())
     }
 
     fn add_row(&mut self, rows: &Rows<'_>, i: usize, lines: &mut shell::BatchLines) {
@@ -1132,6 +1140,9 @@ impl<'m> Detector<'m> {
 
     /// Settles what needs whole invocations and the whole window.
     pub fn finish(mut self) -> Detection {
+        if let Some(last) = self.pending.take() {
+            self.score(last);
+        }
         // Raw-IP connections, now that every lookup of the window is known.
         let deferred = std::mem::take(&mut self.deferred);
         for d in deferred {

@@ -26,6 +26,8 @@ pub struct Trainer {
     reqs: ReqTable,
     events: u64,
     trail: crate::trail::Learner,
+    /// The batch added last, its lines being parsed.
+    pending: Option<shell::PendingLines>,
 }
 
 fn bump<K: Ord>(m: &mut BTreeMap<K, u64>, k: K) {
@@ -53,15 +55,28 @@ impl Trainer {
         i
     }
 
-    /// Folds one batch.
+    /// Folds one batch. Its shell command lines are parsed in the
+    /// background while the batch before it is folded; [`Trainer::finish`]
+    /// folds the last one.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        // Read here, so that a batch that cannot be read is this call's error.
         let rows = Rows::new(batch)?;
-        let mut lines = shell::BatchLines::parse(&rows, |_, _, _| true);
+        self.events += rows.len as u64;
+        let next = shell::PendingLines::spawn(batch);
+        if let Some(before) = self.pending.replace(next) {
+            self.fold(before);
+        }
+        Ok(())
+    }
+
+    /// The row pass over a batch whose lines were parsed in the background.
+    fn fold(&mut self, pending: shell::PendingLines) {
+        let (batch, mut lines) = pending.wait();
+        // It was read once already, in `add_batch`.
+        let Ok(rows) = Rows::new(&batch) else { return };
         for i in 0..rows.len {
             self.add_row(&rows, i, &mut lines);
         }
-        self.events += rows.len as u64;
-        Ok(())
     }
 
     fn add_row(&mut self, rows: &Rows<'_>, i: usize, lines: &mut shell::BatchLines) {
@@ -217,6 +232,9 @@ impl Trainer {
 
     /// Fits the numeric models and returns the model.
     pub fn finish(mut self, name: &str, version: u32, from: &str, to: &str, now: &str) -> Model {
+        if let Some(last) = self.pending.take() {
+            self.fold(last);
+        }
         std::mem::take(&mut self.trail).finish(&mut self.profiles);
         // The numeric sample: every normal invocation, keyed by a hash of its
         // request id, so the model does not depend on the order batches came in.

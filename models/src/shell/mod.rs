@@ -296,12 +296,8 @@ pub struct BatchLines {
 const PARALLEL_FROM: usize = 64;
 
 impl BatchLines {
-    /// Parses the command line of every shell process in `rows` for which
-    /// `wanted(row, exe, line)` holds.
-    pub fn parse(
-        rows: &crate::rows::Rows<'_>,
-        wanted: impl Fn(usize, &str, &str) -> bool,
-    ) -> BatchLines {
+    /// Parses the command line of every shell process in `rows`.
+    pub fn parse(rows: &crate::rows::Rows<'_>) -> BatchLines {
         use rayon::prelude::*;
         // Distinct lines (borrowed from the batch unless unquoted), and the
         // rows that run each.
@@ -317,9 +313,6 @@ impl BatchLines {
             let Some(script) = script_of(exe, &rows.args.get(i), rows.cmdline.get(i)) else {
                 continue;
             };
-            if !wanted(i, exe, &script) {
-                continue;
-            }
             let next = unique.len();
             let u = *index.entry(script).or_insert_with_key(|k| {
                 unique.push(k.clone());
@@ -362,6 +355,43 @@ impl BatchLines {
             Some((r, _)) if *r == i => self.parsed.pop_front().map(|(_, p)| p),
             _ => None,
         }
+    }
+}
+
+/// A batch whose command lines are being parsed on the thread pool while
+/// the batch before it goes through the row pass (which then rarely waits
+/// for the parser).
+pub struct PendingLines {
+    batch: arrow::array::RecordBatch,
+    lines: std::sync::mpsc::Receiver<BatchLines>,
+}
+
+impl PendingLines {
+    /// Starts parsing the command lines of `batch`.
+    pub fn spawn(batch: &arrow::array::RecordBatch) -> PendingLines {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let b = batch.clone();
+        rayon::spawn(move || {
+            // `parse` already turns a parser panic into `Unparsed`; should
+            // anything else fail here, the row pass parses the lines itself.
+            let lines = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::rows::Rows::new(&b)
+                    .map(|rows| BatchLines::parse(&rows))
+                    .unwrap_or_default()
+            }))
+            .unwrap_or_default();
+            let _ = tx.send(lines);
+        });
+        PendingLines {
+            batch: batch.clone(),
+            lines: rx,
+        }
+    }
+
+    /// The batch and its parsed lines, once they are parsed.
+    pub fn wait(self) -> (arrow::array::RecordBatch, BatchLines) {
+        let lines = self.lines.recv().unwrap_or_default();
+        (self.batch, lines)
     }
 }
 
