@@ -52,7 +52,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATOR = ROOT / "tests" / "data" / "make_sample.py"
+GENERATORS = {"sample": ROOT / "tests" / "data" / "make_sample.py",
+              "fleet": ROOT / "tests" / "data" / "make_fleet.py"}
 SEED = 2026
 
 # Every field of the contract's native events (shared/spec/telemetry.md, section 2),
@@ -221,15 +222,19 @@ def disk_bytes(path: Path) -> int:
     return total
 
 
-def generator_digest() -> str:
-    return hashlib.sha256(GENERATOR.read_bytes()).hexdigest()[:16]
+def generator_digest(mix: str) -> str:
+    h = hashlib.sha256()
+    for g in ([GENERATORS["sample"]] if mix == "sample" else [GENERATORS["sample"], GENERATORS[mix]]):
+        h.update(g.read_bytes())
+    return h.hexdigest()[:16]
 
 
-def ensure_input(workdir: Path, events: int) -> Path:
-    """The input file, made once per (events, seed, generator version)."""
-    data = workdir / f"events-{events}-seed{SEED}.jsonl"
+def ensure_input(workdir: Path, events: int, mix: str, functions: int) -> Path:
+    """The input file, made once per (mix, events, seed, generator version)."""
+    name = f"events-{events}-seed{SEED}" if mix == "sample" else f"fleet{functions}-{events}-seed{SEED}"
+    data = workdir / f"{name}.jsonl"
     meta = data.with_suffix(".meta.json")
-    want = {"events": events, "seed": SEED, "generator_sha256": generator_digest()}
+    want = {"events": events, "seed": SEED, "generator_sha256": generator_digest(mix)}
     if data.exists() and meta.exists():
         try:
             have = json.loads(meta.read_text())
@@ -238,13 +243,15 @@ def ensure_input(workdir: Path, events: int) -> Path:
         if all(have.get(k) == v for k, v in want.items()) and have.get("bytes") == data.stat().st_size:
             print(f"input: reusing {data} ({have['bytes']:,} bytes)")
             return data
-    cmd = [sys.executable, str(GENERATOR), "--events", str(events), "--seed", str(SEED), "--out", str(data)]
+    cmd = [sys.executable, str(GENERATORS[mix]), "--events", str(events), "--seed", str(SEED), "--out", str(data)]
+    if mix == "fleet":
+        cmd += ["--functions", str(functions)]
     print(f"input: generating {data}\n  $ {shlex.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         data.unlink(missing_ok=True)
-        die(f"make_sample.py failed (exit {r.returncode}):\n{r.stderr}")
+        die(f"{GENERATORS[mix].name} failed (exit {r.returncode}):\n{r.stderr}")
     for ln in r.stderr.splitlines():
         if ln.startswith(("native events", "average line length")):
             print(f"  {ln}")
@@ -344,7 +351,19 @@ def main() -> int:
     ap.add_argument("--skip-fnwatch", action="store_true", help="only run DuckDB (to test this script)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of both tools, alternating; figures are each tool's median (default 3)")
+    ap.add_argument("--mix", default="sample,fleet",
+                    help="the shapes of input, comma-separated: `sample` (tests/data/make_sample.py: 8 functions "
+                         "in one account, a third api_call events) and `fleet` (tests/data/make_fleet.py: "
+                         "--functions functions in 25 accounts, dns 35%%, network 30%%, invocation 20%%, file 8%%, "
+                         "api_call 5%%, process 2%%); default both, in that order")
+    ap.add_argument("--functions", type=int, default=2000, help="functions in the fleet mix (default 2000)")
     a = ap.parse_args()
+    a.mix = [m.strip() for m in a.mix.split(",") if m.strip()]
+    bad = [m for m in a.mix if m not in GENERATORS]
+    if bad or not a.mix:
+        ap.error(f"--mix: unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(GENERATORS)}")
+    if a.functions < 1:
+        ap.error("--functions must be at least 1")
     if a.events < 1:
         ap.error("--events must be at least 1")
     if a.repeat < 1:
@@ -369,12 +388,28 @@ def main() -> int:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, python {platform.python_version()}; "
           f"peak RSS via {time_bin + ' -f %M' if time_bin else 'getrusage(RUSAGE_CHILDREN) wrapper'}")
 
-    data = ensure_input(workdir, a.events)
-    input_bytes = data.stat().st_size
+    summary = []
+    status = 0
+    for mix in a.mix:
+        label = mix if mix == "sample" else f"fleet of {a.functions:,} functions"
+        print(f"\n==== mix: {label}", flush=True)
+        data = ensure_input(workdir, a.events, mix, a.functions)
+        st, row = bench_mix(a, data, label, fnwatch, workdir, time_bin)
+        status = max(status, st)
+        summary.append(row)
+    if len(summary) > 1 and not a.skip_fnwatch:
+        print("\n==== both mixes, this run")
+        for label, ratio_eps, ratio_bpe, f_eps, f_rss in summary:
+            print(f"  {label:<28} fnwatch {fmt_int(f_eps)} events/s, {ratio_eps:.2f}x DuckDB's events/s, "
+                  f"{ratio_bpe:.2f}x its bytes/event, peak RSS {f_rss}")
+    return status
 
+
+def bench_mix(a, data: Path, label: str, fnwatch: Path, workdir: Path, time_bin: str | None):
+    input_bytes = data.stat().st_size
     rounds = []
     for i in range(a.repeat):
-        print(f"\n== round {i + 1} of {a.repeat}", flush=True)
+        print(f"\n== {label}: round {i + 1} of {a.repeat}", flush=True)
         # The input (and the binary) into the page cache first, so the tool
         # that runs first does not pay for reading them from disk: the kernel
         # may have dropped them since the last use.
@@ -386,7 +421,8 @@ def main() -> int:
         rounds.append(one)
     results = [median_run([r[k] for r in rounds]) for k in range(len(rounds[0]))]
 
-    print(f"\ninput: {a.events:,} events, {input_bytes:,} bytes ({input_bytes / a.events:.0f} bytes/event)")
+    print(f"\nmix {label}; input: {a.events:,} events, {input_bytes:,} bytes "
+          f"({input_bytes / a.events:.0f} bytes/event)")
     if a.repeat > 1:
         print(f"seconds: each tool's median of {a.repeat} rounds; peak RSS: the largest of them")
     print()
@@ -408,6 +444,7 @@ def main() -> int:
         if r["events"] != a.events:
             print(f"\nWARNING: {r['tool']} holds {r['events']:,} events, the input has {a.events:,}", file=sys.stderr)
             status = 1
+    row = None
     if len(results) == 2:
         f, d = results
         if a.repeat > 1:
@@ -418,6 +455,8 @@ def main() -> int:
         print(f"\nfnwatch / DuckDB: events/s {f['eps'] / d['eps']:.2f}x, bytes/event {f['bpe'] / d['bpe']:.2f}x"
               + ("" if f["rss_kb"] is None or d["rss_kb"] is None else
                  f", peak RSS {f['rss_kb'] / d['rss_kb']:.2f}x"))
+        row = (label, f["eps"] / d["eps"], f["bpe"] / d["bpe"], f["eps"],
+               "-" if f["rss_kb"] is None else f"{f['rss_kb'] / 1024:.0f} MB")
 
     if not a.keep:
         for r in results:
@@ -429,7 +468,7 @@ def main() -> int:
         (workdir / "duckdb-result.json").unlink(missing_ok=True)
     else:
         print("\nkept: " + ", ".join(str(r["out"]) for r in results))
-    return status
+    return status, row
 
 
 if __name__ == "__main__":

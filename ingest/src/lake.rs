@@ -691,8 +691,12 @@ impl Default for WriteOptions {
     }
 }
 
+/// Leaf columns of lists whose values rarely repeat within a file.
+const HIGH_CARDINALITY_LEAVES: [&[&str]; 1] = [&["answers", "list", "element"]];
+
 /// Columns of `events` whose values rarely repeat within a file.
-const HIGH_CARDINALITY: [&str; 11] = [
+const HIGH_CARDINALITY: [&str; 12] = [
+    "remote_ip",
     "time",
     "request_id",
     "duration_ms",
@@ -733,6 +737,10 @@ fn writer_properties(o: &WriteOptions, table: &str) -> Result<WriterProperties> 
     // falls back to plain encoding, and zstd finds their repeats anyway.
     for col in HIGH_CARDINALITY {
         b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
+    }
+    for col in HIGH_CARDINALITY_LEAVES {
+        let path = ColumnPath::new(col.iter().map(|p| p.to_string()).collect());
+        b = b.set_column_dictionary_enabled(path, false);
     }
     if table == EVENTS {
         b = b.set_statistics_enabled(EnabledStatistics::None);
@@ -1219,6 +1227,32 @@ mod tests {
     use crate::builder::EventsBuilder;
     use crate::event::{EventRow, EventType};
     use arrow::array::{AsArray, TimestampMicrosecondArray};
+
+    /// The writer's per-column settings name real leaf columns of the
+    /// `events` files: a misspelt or renamed path would be silently ignored.
+    #[test]
+    fn column_settings_name_leaf_columns() {
+        use deltalake::parquet::arrow::ArrowSchemaConverter;
+        let parquet = ArrowSchemaConverter::new()
+            .convert(&events_schema())
+            .expect("events schema converts to Parquet");
+        let leaves: Vec<String> = parquet
+            .columns()
+            .iter()
+            .map(|c| c.path().string())
+            .collect();
+        let named = HIGH_CARDINALITY
+            .iter()
+            .chain(STATISTICS_COLUMNS.iter())
+            .map(|c| c.to_string())
+            .chain(HIGH_CARDINALITY_LEAVES.iter().map(|p| p.join(".")));
+        for col in named {
+            assert!(
+                leaves.contains(&col),
+                "{col} is not a leaf column: {leaves:?}"
+            );
+        }
+    }
 
     fn batch(rows: &[(&'static str, i64)]) -> RecordBatch {
         let mut b = EventsBuilder::new(0);
