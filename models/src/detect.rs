@@ -1657,6 +1657,10 @@ impl<'m> Detector<'m> {
 
     /// Roles that grant more than the function used in training and the window.
     fn over_permissive(&self, alerts: &mut Vec<(i64, Alert)>) {
+        // The window's first invocation: the time of a finding about a role
+        // whose grants come from training only. Found once: a pass over every
+        // request per function made this the costliest step of a fleet's detect.
+        let mut first_invocation: Option<i64> = None;
         for (f, name) in self.fn_names.iter().enumerate() {
             let p: &FunctionProfile = self.profiles[f].unwrap_or(EMPTY);
             let w = &self.window[f];
@@ -1666,12 +1670,14 @@ impl<'m> Detector<'m> {
             let (time_us, granted) = match &w.permissions {
                 Some((t, g)) => (*t, g.clone()),
                 None if !p.permissions.is_empty() => (
-                    self.reqs
-                        .reqs
-                        .iter()
-                        .filter_map(|r| r.inv_us)
-                        .min()
-                        .unwrap_or(0),
+                    *first_invocation.get_or_insert_with(|| {
+                        self.reqs
+                            .reqs
+                            .iter()
+                            .filter_map(|r| r.inv_us)
+                            .min()
+                            .unwrap_or(0)
+                    }),
                     p.permissions.clone(),
                 ),
                 None => continue,

@@ -28,10 +28,57 @@ pub struct Trainer {
     trail: crate::trail::Learner,
     /// The batch added last, its lines being parsed.
     pending: Option<shell::PendingLines>,
+    hosts: HostMemo,
+    /// A key being put together (`shape|port`, `service:action`).
+    key: String,
 }
 
 fn bump<K: Ord>(m: &mut BTreeMap<K, u64>, k: K) {
     *m.entry(k).or_insert(0) += 1;
+}
+
+/// [`bump`] for a borrowed key: a copy is made only for a new key.
+fn bump_str(m: &mut BTreeMap<String, u64>, k: &str) {
+    match m.get_mut(k) {
+        Some(n) => *n += 1,
+        None => {
+            m.insert(k.to_owned(), 1);
+        }
+    }
+}
+
+/// Distinct host names the trainer keeps the [`HostFacts`] of.
+const HOST_MEMO_NAMES: usize = 1 << 16;
+
+/// What training learns from a host name: its shape, its site, whether it
+/// looks like tunnelled data. Pure functions of the name.
+struct HostFacts {
+    shape: String,
+    site: String,
+    tunnel_like: bool,
+}
+
+/// The [`HostFacts`] of names seen lately: a fleet's functions look up and
+/// connect to the same few thousand names millions of times, and working
+/// out a name's shape is most of the cost of folding its event.
+#[derive(Default)]
+struct HostMemo(foldhash::HashMap<Box<str>, HostFacts>);
+
+impl HostMemo {
+    fn get(&mut self, host: &str) -> &HostFacts {
+        if !self.0.contains_key(host) {
+            if self.0.len() >= HOST_MEMO_NAMES {
+                self.0.clear();
+            }
+            let facts = HostFacts {
+                shape: names::dns_shape(host),
+                site: names::site(host),
+                tunnel_like: names::tunnel_like(host),
+            };
+            self.0.insert(host.into(), facts);
+        }
+        &self.0[host]
+    }
 }
 
 impl Trainer {
@@ -138,9 +185,10 @@ impl Trainer {
                 touch(acc, t);
                 acc.dns += 1;
                 if let Some(q) = rows.query.get(i) {
-                    bump(&mut p.dns_names, names::dns_shape(q));
-                    bump(&mut p.dns_sites, names::site(q));
-                    if names::tunnel_like(q) {
+                    let h = self.hosts.get(q);
+                    bump_str(&mut p.dns_names, &h.shape);
+                    bump_str(&mut p.dns_sites, &h.site);
+                    if h.tunnel_like {
                         p.dns_tunnel_like += 1;
                     }
                 }
@@ -187,8 +235,15 @@ impl Trainer {
                     .filter(|h| !h.is_empty() && !names::is_ip(h))
                 {
                     Some(host) => {
-                        bump(&mut p.peers, format!("{}|{port}", names::dns_shape(host)));
-                        bump(&mut p.peer_sites, format!("{}|{port}", names::site(host)));
+                        use std::fmt::Write as _;
+                        let h = self.hosts.get(host);
+                        let key = &mut self.key;
+                        key.clear();
+                        let _ = write!(key, "{}|{port}", h.shape);
+                        bump_str(&mut p.peers, key);
+                        key.clear();
+                        let _ = write!(key, "{}|{port}", h.site);
+                        bump_str(&mut p.peer_sites, key);
                     }
                     None => {
                         if let Some(ip) = rows.remote_ip.get(i) {
@@ -216,7 +271,12 @@ impl Trainer {
                 touch(acc, t);
                 acc.api += 1;
                 if let (Some(s), Some(a)) = (rows.service.get(i), rows.action.get(i)) {
-                    bump(&mut p.api_actions, format!("{s}:{a}"));
+                    let key = &mut self.key;
+                    key.clear();
+                    key.push_str(s);
+                    key.push(':');
+                    key.push_str(a);
+                    bump_str(&mut p.api_actions, key);
                     if !p.api_services.contains(s) {
                         p.api_services.insert(s.to_string());
                     }
@@ -332,4 +392,52 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_host_facts_are_the_facts() {
+        let hosts = [
+            "dynamodb.us-east-1.amazonaws.com",
+            "API.Stripe.com.",
+            "aGVsbG8gd29ybGQgdGhpcyBpcyBlbmNvZGVkIGRhdGEgZm9y.t.example.net",
+            "",
+            "acme-assets-1a2b3c4d5e6f.s3.amazonaws.com",
+        ];
+        let check = |memo: &mut HostMemo, h: &str| {
+            let f = memo.get(h);
+            assert_eq!(f.shape, names::dns_shape(h), "{h:?}");
+            assert_eq!(f.site, names::site(h), "{h:?}");
+            assert_eq!(f.tunnel_like, names::tunnel_like(h), "{h:?}");
+        };
+        let mut memo = HostMemo::default();
+        for _ in 0..2 {
+            for h in hosts {
+                check(&mut memo, h);
+            }
+        }
+        // Past its size the memo starts afresh and still answers right.
+        for i in 0..HOST_MEMO_NAMES + 10 {
+            memo.get(&format!("h{i}.example.com"));
+        }
+        assert!(memo.0.len() <= HOST_MEMO_NAMES);
+        for h in hosts {
+            check(&mut memo, h);
+        }
+    }
+
+    #[test]
+    fn bump_str_counts_like_bump() {
+        let mut a: BTreeMap<String, u64> = BTreeMap::new();
+        let mut b: BTreeMap<String, u64> = BTreeMap::new();
+        for k in ["x", "y", "x", "", "x"] {
+            bump(&mut a, k.to_string());
+            bump_str(&mut b, k);
+        }
+        assert_eq!(a, b);
+        assert_eq!(b.get("x"), Some(&3));
+    }
 }
