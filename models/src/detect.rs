@@ -53,7 +53,41 @@ struct FnWindow {
     deploy_what: String,
     permissions: Option<(i64, Vec<String>)>,
     used: BTreeSet<String>,
-    ip_names: HashMap<String, String, foldhash::fast::RandomState>,
+    /// Addresses its lookups answered -> the name looked up first (an index
+    /// into [`Detector::looked_up`]), for at most [`IP_NAMES`] addresses.
+    /// Built from `answers` only when a connection has no name of its own.
+    ip_names: HashMap<std::net::IpAddr, u32, foldhash::fast::RandomState>,
+    /// Answers not in `ip_names` yet, in the order of the lookups.
+    answers: Vec<Answer>,
+}
+
+/// Addresses a function's lookups answered that it remembers, in a window.
+const IP_NAMES: usize = 100_000;
+
+/// One address a lookup answered.
+struct Answer {
+    ip: std::net::IpAddr,
+    /// The name looked up: an index into [`Detector::looked_up`].
+    name: u32,
+    /// The first address of its lookup.
+    first: bool,
+}
+
+impl FnWindow {
+    /// Moves the pending answers into `ip_names`: each address keeps the
+    /// first name it answered, and a lookup's answers are taken only while
+    /// fewer than [`IP_NAMES`] addresses are known.
+    fn index_answers(&mut self) {
+        let mut open = true;
+        for a in self.answers.drain(..) {
+            if a.first {
+                open = self.ip_names.len() < IP_NAMES;
+            }
+            if open {
+                self.ip_names.entry(a.ip).or_insert(a.name);
+            }
+        }
+    }
 }
 
 /// Scores batches of `events` against a model.
@@ -61,6 +95,9 @@ pub struct Detector<'m> {
     model: &'m Model,
     names: HashMap<String, u32, foldhash::fast::RandomState>,
     fn_names: Vec<String>,
+    /// Names whose answers are in some function's `ip_names`, each once.
+    looked_up: Vec<std::sync::Arc<str>>,
+    looked_up_ids: HashMap<std::sync::Arc<str>, u32, foldhash::fast::RandomState>,
     profiles: Vec<Option<&'m FunctionProfile>>,
     window: Vec<FnWindow>,
     /// CloudTrail calls and configurations, per function.
@@ -144,6 +181,8 @@ impl<'m> Detector<'m> {
             model,
             names: HashMap::default(),
             fn_names: Vec::new(),
+            looked_up: Vec::new(),
+            looked_up_ids: HashMap::default(),
             profiles: Vec::new(),
             window: Vec::new(),
             trail: Vec::new(),
@@ -174,6 +213,17 @@ impl<'m> Detector<'m> {
         self.window.push(FnWindow::default());
         self.trail.push(crate::trail::Window::default());
         i
+    }
+
+    /// The name function `f` looked up that answered `ip`, first in the window.
+    fn name_of(&mut self, f: u32, ip: &str) -> Option<std::sync::Arc<str>> {
+        let ip = names::parse_ip(ip)?;
+        let w = &mut self.window[f as usize];
+        if !w.answers.is_empty() {
+            w.index_answers();
+        }
+        let id = *w.ip_names.get(&ip)?;
+        self.looked_up.get(id as usize).cloned()
     }
 
     fn cand(&mut self, c: Cand) {
@@ -374,12 +424,27 @@ impl<'m> Detector<'m> {
             }
         }
         let w = &mut self.window[f as usize];
-        if w.ip_names.len() < 100_000 {
-            for a in &rows.answers.get(i) {
-                if !w.ip_names.contains_key(*a) && names::is_ip(a) {
-                    w.ip_names.insert(a.to_string(), q.to_string());
+        let mut id = None;
+        let mut first = true;
+        for a in &rows.answers.get(i) {
+            let Some(ip) = names::parse_ip(a) else {
+                continue;
+            };
+            let name = *id.get_or_insert_with(|| {
+                if let Some(&id) = self.looked_up_ids.get(q) {
+                    return id;
                 }
-            }
+                let name: std::sync::Arc<str> = q.into();
+                let id = self.looked_up.len() as u32;
+                self.looked_up.push(name.clone());
+                self.looked_up_ids.insert(name, id);
+                id
+            });
+            w.answers.push(Answer { ip, name, first });
+            first = false;
+        }
+        if w.answers.len() >= 4 * IP_NAMES {
+            w.index_answers();
         }
         let memo = self.hasher.hash_one((f, 1u8, q));
         if self.known.contains(&memo) {
@@ -771,7 +836,7 @@ impl<'m> Detector<'m> {
             self.peer(req, f, t, host, ip, port, bytes_out, bytes_in, p);
             return;
         }
-        match self.window[f as usize].ip_names.get(ip).cloned() {
+        match self.name_of(f, ip) {
             Some(host) => self.peer(req, f, t, &host, ip, port, bytes_out, bytes_in, p),
             None => self.deferred.push(Deferred {
                 req,
@@ -897,7 +962,7 @@ impl<'m> Detector<'m> {
         let Some(f) = self.reqs.reqs.get(d.req as usize).map(|r| r.func) else {
             return;
         };
-        if let Some(host) = self.window[f as usize].ip_names.get(&d.ip).cloned() {
+        if let Some(host) = self.name_of(f, &d.ip) {
             self.peer(
                 d.req,
                 f,
@@ -1793,3 +1858,56 @@ const PLATFORM_ACTIONS: [&str; 21] = [
     "kinesis:ListShards",
     "kinesis:SubscribeToShard",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(ip: &str, name: u32, first: bool) -> Answer {
+        Answer {
+            ip: names::parse_ip(ip).expect("an address"),
+            name,
+            first,
+        }
+    }
+
+    #[test]
+    fn an_address_keeps_the_first_name_that_answered_it() {
+        let mut w = FnWindow::default();
+        w.answers.push(answer("10.0.0.1", 0, true));
+        w.answers.push(answer("10.0.0.2", 0, false));
+        w.answers.push(answer("10.0.0.2", 1, true));
+        w.index_answers();
+        // Written differently, the same address.
+        w.answers.push(answer("::ffff:10.0.0.9", 2, true));
+        w.answers.push(answer("2001:db8::1", 2, false));
+        w.index_answers();
+        let name = |ip: &str| w.ip_names.get(&names::parse_ip(ip).expect("ip")).copied();
+        assert_eq!(name("10.0.0.1"), Some(0));
+        assert_eq!(name("10.0.0.2"), Some(0));
+        assert_eq!(name("2001:0db8:0:0::1"), Some(2));
+        assert_eq!(name("10.0.0.3"), None);
+        assert!(w.answers.is_empty());
+    }
+
+    #[test]
+    fn lookups_past_the_cap_are_not_remembered() {
+        let mut w = FnWindow::default();
+        for i in 0..IP_NAMES as u32 - 1 {
+            w.answers.push(Answer {
+                ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(i)),
+                name: 0,
+                first: true,
+            });
+        }
+        // The lookup that starts under the cap is taken whole; the next is not.
+        w.answers.push(answer("192.0.2.1", 1, true));
+        w.answers.push(answer("192.0.2.2", 1, false));
+        w.answers.push(answer("198.51.100.1", 2, true));
+        w.index_answers();
+        assert_eq!(w.ip_names.len(), IP_NAMES + 1);
+        let ip = |s: &str| names::parse_ip(s).expect("ip");
+        assert_eq!(w.ip_names.get(&ip("192.0.2.2")), Some(&1));
+        assert_eq!(w.ip_names.get(&ip("198.51.100.1")), None);
+    }
+}

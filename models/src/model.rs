@@ -32,7 +32,51 @@ pub struct Model {
     pub fleet_sites: BTreeMap<String, u32>,
 }
 
+/// A model file as read: each function's profile still JSON, parsed on
+/// every core by [`Model::from_json`].
+#[derive(Deserialize)]
+struct RawModel<'a> {
+    format: u32,
+    name: String,
+    version: u32,
+    trained_at: String,
+    from: String,
+    to: String,
+    events: u64,
+    #[serde(borrow)]
+    functions: BTreeMap<String, &'a serde_json::value::RawValue>,
+    fleet_sites: BTreeMap<String, u32>,
+}
+
 impl Model {
+    /// Reads a model file. A fleet's model holds thousands of profiles,
+    /// and they are parsed in parallel (what `detect` waits for before it
+    /// scores its first event).
+    pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
+        use rayon::prelude::*;
+        let raw: RawModel<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let functions = raw
+            .functions
+            .into_par_iter()
+            .map(|(name, profile)| {
+                serde_json::from_str::<FunctionProfile>(profile.get())
+                    .map(|p| (name.clone(), p))
+                    .map_err(|e| format!("function `{name}`: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Model {
+            format: raw.format,
+            name: raw.name,
+            version: raw.version,
+            trained_at: raw.trained_at,
+            from: raw.from,
+            to: raw.to,
+            events: raw.events,
+            functions: functions.into_iter().collect(),
+            fleet_sites: raw.fleet_sites,
+        })
+    }
+
     /// The functions that resolve a site in training.
     pub fn fleet_users(&self, site: &str) -> u32 {
         self.fleet_sites.get(site).copied().unwrap_or(0)
@@ -108,5 +152,58 @@ pub struct FunctionProfile {
 impl FunctionProfile {
     pub fn spawns(&self) -> bool {
         !self.exes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Model {
+        let mut a = FunctionProfile {
+            invocations: 120,
+            timeouts: 2,
+            ..FunctionProfile::default()
+        };
+        a.dns_sites.insert("example.com".into(), 7);
+        a.exes.insert("/bin/sh".into(), 1);
+        let b = FunctionProfile {
+            max_bytes_out: 1 << 40,
+            ..FunctionProfile::default()
+        };
+        Model {
+            format: MODEL_FORMAT,
+            name: "default".into(),
+            version: 3,
+            trained_at: "2026-11-05T00:00:00Z".into(),
+            from: "2026-11-01T00:00:00Z".into(),
+            to: "2026-11-05T00:00:00Z".into(),
+            events: 9,
+            functions: [("orders-api".to_string(), a), ("thumbs".to_string(), b)].into(),
+            fleet_sites: [("example.com".to_string(), 1)].into(),
+        }
+    }
+
+    #[test]
+    fn parallel_parse_reads_what_serde_reads() {
+        let bytes = serde_json::to_vec(&model()).expect("serialise");
+        let parsed = Model::from_json(&bytes).expect("parse");
+        let plain: Model = serde_json::from_slice(&bytes).expect("serde parse");
+        assert_eq!(
+            serde_json::to_vec(&parsed).expect("serialise"),
+            serde_json::to_vec(&plain).expect("serialise")
+        );
+        assert_eq!(parsed.functions.len(), 2);
+        assert_eq!(parsed.functions["orders-api"].dns_sites["example.com"], 7);
+    }
+
+    #[test]
+    fn a_broken_profile_is_named() {
+        let mut v = serde_json::to_value(model()).expect("value");
+        v["functions"]["thumbs"]["invocations"] = serde_json::json!("many");
+        let bytes = serde_json::to_vec(&v).expect("serialise");
+        let err = Model::from_json(&bytes).expect_err("a string for a count");
+        assert!(err.starts_with("function `thumbs`: invalid type"), "{err}");
+        assert!(Model::from_json(b"{\"format\": 1").is_err());
     }
 }

@@ -186,15 +186,24 @@ fn is_bucket_host(host: &str) -> bool {
 
 /// Whether a string is an IPv4 or IPv6 address.
 pub fn is_ip(s: &str) -> bool {
+    parse_ip(s).is_some()
+}
+
+/// `s` as an IP address, if it is one.
+pub fn parse_ip(s: &str) -> Option<std::net::IpAddr> {
     // Host names start with a letter far more often than not: skip the parse.
     // And hold nothing but hex digits, dots and colons (checked before
     // the parse, which costs more than the scan).
     let first = s.as_bytes().first().copied().unwrap_or(b'x');
-    (first.is_ascii_hexdigit() || first == b':')
+    if (first.is_ascii_hexdigit() || first == b':')
         && s.len() <= 45
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
-        && s.parse::<std::net::IpAddr>().is_ok()
+    {
+        s.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Private, loopback, link-local and other non-routable addresses.

@@ -102,9 +102,9 @@ pub async fn load(lake: &Lake, name: &str, version: Option<u32>) -> Result<(Mode
             name: name.to_string(),
             dir: lake.object_display(&dir),
         })?;
-    let model: Model = serde_json::from_slice(&bytes).map_err(|e| ModelError::Format {
+    let model = Model::from_json(&bytes).map_err(|why| ModelError::Format {
         path: path.clone(),
-        why: e.to_string(),
+        why,
     })?;
     if model.format != MODEL_FORMAT {
         return Err(ModelError::Format {
