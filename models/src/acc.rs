@@ -135,11 +135,25 @@ pub struct ReqTable {
     hasher: foldhash::fast::RandomState,
     arena: String,
     pub reqs: Vec<ReqAcc>,
+    /// The slot returned last: an invocation's events are mostly next to
+    /// each other, and comparing ids costs less than a lookup.
+    last: Option<u32>,
 }
 
 impl ReqTable {
     /// The slot of a request, created on first sight.
     pub fn slot(&mut self, func: u32, request_id: &str) -> u32 {
+        if let Some(last) = self.last
+            && self.id(last) == request_id
+        {
+            return last;
+        }
+        let i = self.lookup(func, request_id);
+        self.last = Some(i);
+        i
+    }
+
+    fn lookup(&mut self, func: u32, request_id: &str) -> u32 {
         use std::hash::BuildHasher;
         let h = self.hasher.hash_one(request_id);
         if let Some(&i) = self.index.get(&h) {
