@@ -426,7 +426,7 @@ impl<'m> Detector<'m> {
         let w = &mut self.window[f as usize];
         let mut id = None;
         let mut first = true;
-        for a in &rows.answers.get(i) {
+        for a in rows.answers.iter(i) {
             let Some(ip) = names::parse_ip(a) else {
                 continue;
             };

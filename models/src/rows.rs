@@ -66,9 +66,9 @@ pub enum StrCol<'a> {
     View(&'a StringViewArray),
 }
 
-impl StrCol<'_> {
+impl<'a> StrCol<'a> {
     #[inline]
-    pub fn get(&self, i: usize) -> Option<&str> {
+    pub fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             StrCol::Plain(a) => (!a.is_null(i)).then(|| a.value(i)),
             StrCol::View(a) => (!a.is_null(i)).then(|| a.value(i)),
@@ -79,9 +79,22 @@ impl StrCol<'_> {
 /// A list-of-strings column.
 pub struct ListCol<'a> {
     list: &'a ListArray,
+    /// Its values, when they are strings.
+    values: Option<StrCol<'a>>,
 }
 
-impl ListCol<'_> {
+impl<'a> ListCol<'a> {
+    /// The strings of row `i` (none when null), without collecting them.
+    pub fn iter(&self, i: usize) -> impl Iterator<Item = &'a str> + '_ {
+        let (start, end) = if self.list.is_null(i) || self.values.is_none() {
+            (0, 0)
+        } else {
+            let offsets = self.list.value_offsets();
+            (offsets[i] as usize, offsets[i + 1] as usize)
+        };
+        (start..end).filter_map(move |j| self.values.as_ref().and_then(|v| v.get(j)))
+    }
+
     /// The strings of row `i` (empty when null).
     pub fn get(&self, i: usize) -> Vec<&str> {
         if self.list.is_null(i) {
@@ -193,9 +206,14 @@ fn typed<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T> {
 }
 
 fn list<'a>(b: &'a RecordBatch, name: &str) -> Result<ListCol<'a>> {
-    Ok(ListCol {
-        list: typed::<ListArray>(b, name)?,
-    })
+    let list = typed::<ListArray>(b, name)?;
+    let values = list.values();
+    let values = match values.data_type() {
+        DataType::Utf8 => Some(StrCol::Plain(values.as_string::<i32>())),
+        DataType::Utf8View => Some(StrCol::View(values.as_string_view())),
+        _ => None,
+    };
+    Ok(ListCol { list, values })
 }
 
 impl<'a> Rows<'a> {
