@@ -95,7 +95,8 @@ pub struct Detector<'m> {
     model: &'m Model,
     names: HashMap<String, u32, foldhash::fast::RandomState>,
     fn_names: Vec<String>,
-    /// Names whose answers are in some function's `ip_names`, each once.
+    /// Names looked up with an answer in the window, each once (what
+    /// [`Answer::name`] and `ip_names` point to).
     looked_up: Vec<std::sync::Arc<str>>,
     looked_up_ids: HashMap<std::sync::Arc<str>, u32, foldhash::fast::RandomState>,
     profiles: Vec<Option<&'m FunctionProfile>>,
@@ -1878,13 +1879,13 @@ mod tests {
         w.answers.push(answer("10.0.0.2", 0, false));
         w.answers.push(answer("10.0.0.2", 1, true));
         w.index_answers();
-        // Written differently, the same address.
         w.answers.push(answer("::ffff:10.0.0.9", 2, true));
         w.answers.push(answer("2001:db8::1", 2, false));
         w.index_answers();
         let name = |ip: &str| w.ip_names.get(&names::parse_ip(ip).expect("ip")).copied();
         assert_eq!(name("10.0.0.1"), Some(0));
         assert_eq!(name("10.0.0.2"), Some(0));
+        // Written differently, the same address.
         assert_eq!(name("2001:0db8:0:0::1"), Some(2));
         assert_eq!(name("10.0.0.3"), None);
         assert!(w.answers.is_empty());

@@ -96,34 +96,8 @@ impl<'a> ListCol<'a> {
     }
 
     /// The strings of row `i` (empty when null).
-    pub fn get(&self, i: usize) -> Vec<&str> {
-        if self.list.is_null(i) {
-            return Vec::new();
-        }
-        let offsets = self.list.value_offsets();
-        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-        let values = self.list.values();
-        let mut out = Vec::with_capacity(end - start);
-        match values.data_type() {
-            DataType::Utf8 => {
-                let v = values.as_string::<i32>();
-                for j in start..end {
-                    if !v.is_null(j) {
-                        out.push(v.value(j));
-                    }
-                }
-            }
-            DataType::Utf8View => {
-                let v = values.as_string_view();
-                for j in start..end {
-                    if !v.is_null(j) {
-                        out.push(v.value(j));
-                    }
-                }
-            }
-            _ => {}
-        }
-        out
+    pub fn get(&self, i: usize) -> Vec<&'a str> {
+        self.iter(i).collect()
     }
 }
 
